@@ -1,0 +1,1 @@
+"""Multi-modal multi-task federated training on per-user store partitions."""

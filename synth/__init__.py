@@ -1,0 +1,1 @@
+"""Synthetic longitudinal multi-user XR cohorts written to an xrdata store."""

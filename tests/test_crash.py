@@ -1,0 +1,138 @@
+"""Writers killed with SIGKILL: committed sessions intact, no partial session listed, catalog consistent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xrdata
+from xrdata.testing import assert_recording_equal, example_recording
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+BATCH_WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import xrdata
+    from xrdata.testing import example_recording
+
+    store = xrdata.open_store(sys.argv[1])
+    n = int(sys.argv[2])
+    print("ready", flush=True)
+    for i in range(n):
+        user, sid = f"u{i % 3}", f"s{i:03d}"
+        if sid in store.sessions(user):
+            continue
+        store.write(example_recording(user, sid, seconds=2.0, rng=np.random.default_rng(i)))
+    print("done", flush=True)
+    """
+)
+
+LIVE_WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import xrdata
+
+    store = xrdata.open_store(sys.argv[1])
+    ch = ["Cz", "Pz", "Oz"]
+    with store.writer("u1", "live", flush_interval_s=0.05) as w:
+        w.add_stream(xrdata.Stream("eeg", "eeg", np.empty(0, np.int64), np.empty((0, 3), np.float32), ch, "V", 1000.0))
+        print("ready", flush=True)
+        for k in range(10**9):
+            t = np.arange(k * 100, (k + 1) * 100, dtype=np.int64) * 1_000_000
+            w.append("eeg", t, (t[:, None] % 977 * np.array([1e-6, 2e-6, 3e-6])).astype(np.float32))
+            if k % 5 == 4:
+                w.flush()
+                print("flushed", (k + 1) * 100, flush=True)
+    """
+)
+
+
+def _spawn(script: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+def _catalog_matches_store(store: xrdata.Store) -> None:
+    cat = store.catalog().collect()
+    got = sorted(zip(cat["user"], cat["session"], cat["stream"], cat["n_samples"], cat["complete"], strict=True))
+    want = []
+    for user in store.users():
+        for sid in store.sessions(user, include_incomplete=True):
+            rec = store.read(user, sid)
+            want += [(user, sid, s.name, s.n_samples, store.is_complete(user, sid)) for s in rec.streams.values()]
+    assert got == sorted(want)
+
+
+def test_sigkill_during_batch_writes(tmp_path: Path) -> None:
+    script = tmp_path / "writer.py"
+    script.write_text(BATCH_WRITER)
+    url = str(tmp_path / "store")
+    n_sessions = 24
+    rng = np.random.default_rng(7)
+    kills = 0
+    while True:
+        proc = _spawn(script, url, str(n_sessions))
+        deadline = time.monotonic() + rng.uniform(0.05, 0.8)
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if proc.poll() is not None:
+            proc.communicate()
+            break
+        _kill(proc)
+        kills += 1
+        store = xrdata.open_store(url, mode="r")
+        for user in store.users():  # after every kill: no partial session is listed
+            assert store.sessions(user, include_incomplete=True) == store.sessions(user)
+        _catalog_matches_store(store)
+    assert proc.returncode == 0 and kills >= 3
+    store = xrdata.open_store(url, mode="r")
+    listed = {(u, s) for u in store.users() for s in store.sessions(u)}
+    assert listed == {(f"u{i % 3}", f"s{i:03d}") for i in range(n_sessions)}
+    for i in range(n_sessions):
+        want = example_recording(f"u{i % 3}", f"s{i:03d}", seconds=2.0, rng=np.random.default_rng(i))
+        assert_recording_equal(want, store.read(want.user_id, want.session_id))
+    _catalog_matches_store(store)
+
+
+def test_sigkill_during_live_recording(tmp_path: Path) -> None:
+    script = tmp_path / "live.py"
+    script.write_text(LIVE_WRITER)
+    url = str(tmp_path / "store")
+    proc = _spawn(script, url)
+    assert proc.stdout is not None
+    flushed = 0
+    while flushed < 3000:
+        flushed = int(proc.stdout.readline().split()[1])
+    _kill(proc)
+    store = xrdata.open_store(url)
+    assert store.sessions("u1") == [] and store.sessions("u1", include_incomplete=True) == ["live"]
+    eeg = store.read("u1", "live").streams["eeg"]
+    assert eeg.n_samples >= flushed and eeg.n_samples % 100 == 0
+    t = np.arange(eeg.n_samples, dtype=np.int64) * 1_000_000
+    np.testing.assert_array_equal(eeg.time_ns, t)
+    np.testing.assert_array_equal(eeg.data, (t[:, None] % 977 * np.array([1e-6, 2e-6, 3e-6])).astype(np.float32))
+    cat = store.catalog().collect()
+    assert cat["complete"].to_list() == [False] and cat["n_samples"].to_list() == [eeg.n_samples]
+    store.write(example_recording("u1", "next", seconds=1.0, rng=np.random.default_rng(0)))  # lock was freed
+    assert store.sessions("u1") == ["next"]

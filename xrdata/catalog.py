@@ -1,0 +1,130 @@
+"""The catalog: one row per (user, session, stream), hive-partitioned Parquet by user.
+
+Layout: ``<store>/catalog/user=<user_id>/part-0.parquet``. The hive key ``user`` is always read as a string
+(``hive_schema``), so ids such as ``"007"`` stay strings. Each partition also records, in its Parquet
+key-value metadata, the sessions it covers, so a store can tell cheaply whether a partition is stale.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from xrdata.model import Stream
+
+#: Column -> dtype of the catalog (``user`` comes from the hive partition and is always a string).
+CATALOG_SCHEMA: dict[str, pl.DataType] = {
+    "user": pl.String(),
+    "session": pl.String(),
+    "stream": pl.String(),
+    "modality": pl.String(),
+    "n_samples": pl.Int64(),
+    "start_ns": pl.Int64(),  # first sample time
+    "stop_ns": pl.Int64(),  # last sample time + 1 ns: [start_ns, stop_ns) holds every sample
+    "duration_s": pl.Float64(),
+    "nominal_rate_hz": pl.Float64(),  # null for irregular streams
+    "effective_rate_hz": pl.Float64(),  # (n - 1) / (last - first); null below 2 samples
+    "missing_frac": pl.Float64(),  # 1 - valid samples / expected samples (see stream_row)
+    "dtype": pl.String(),
+    "sample_shape": pl.List(pl.Int64()),
+    "channels": pl.List(pl.String()),
+    "device": pl.String(),
+    "tasks": pl.List(pl.String()),
+    "utc_anchor": pl.String(),
+    "schema_version": pl.String(),
+    "complete": pl.Boolean(),
+}
+SESSIONS_KEY = b"xrdata.sessions"
+
+
+def empty_catalog() -> pl.DataFrame:
+    return pl.DataFrame(schema=CATALOG_SCHEMA)
+
+
+def valid_sample_count(data: np.ndarray) -> int:
+    """Samples that are not entirely NaN (float data); integer samples always count as present."""
+    if data.dtype.kind != "f" or data.shape[0] == 0:
+        return int(data.shape[0])
+    flat = data.reshape(data.shape[0], -1)
+    # any(~isnan) per sample == not all-NaN; np.isnan on the whole block is the vectorised fast path.
+    return int((~np.isnan(flat)).any(axis=1).sum())
+
+
+def stream_row(
+    stream: Stream, *, user: str, session: str, device: str | None, tasks: list[str],
+    utc_anchor: str | None, schema_version: str, complete: bool, valid: int | None = None,
+) -> dict[str, Any]:
+    """The catalog row of one stream.
+
+    ``missing_frac`` counts both gaps and invalid samples: for a stream with a nominal rate the expected
+    count is ``round(span * rate) + 1`` (or the sample count if larger); a sample is invalid when all its
+    values are NaN. Irregular streams only count invalid samples. Null for an empty stream.
+    """
+    t = stream.time_ns
+    n = int(t.shape[0])
+    if valid is None:
+        valid = valid_sample_count(stream.data)
+    first = int(t[0]) if n else None
+    last = int(t[-1]) if n else None
+    span = (last - first) if n else 0  # type: ignore[operator]
+    effective = (n - 1) * 1e9 / span if n > 1 and span > 0 else None
+    missing: float | None = None
+    if n:
+        expected = n
+        if stream.rate_hz is not None:
+            expected = max(n, round(span * stream.rate_hz / 1e9) + 1)
+        missing = 1.0 - valid / expected
+    return {
+        "user": user,
+        "session": session,
+        "stream": stream.name,
+        "modality": stream.modality,
+        "n_samples": n,
+        "start_ns": first,
+        "stop_ns": None if last is None else last + 1,
+        "duration_s": span / 1e9,
+        "nominal_rate_hz": stream.rate_hz,
+        "effective_rate_hz": effective,
+        "missing_frac": missing,
+        "dtype": str(stream.data.dtype),
+        "sample_shape": list(stream.data.shape[1:]),
+        "channels": list(stream.channels),
+        "device": device,
+        "tasks": tasks,
+        "utc_anchor": utc_anchor,
+        "schema_version": schema_version,
+        "complete": complete,
+    }
+
+
+def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=CATALOG_SCHEMA) if rows else empty_catalog()
+
+
+def encode_partition(df: pl.DataFrame, sessions: list[str]) -> bytes:
+    """Parquet bytes of one user's rows (without the hive column) plus the covered-session list."""
+    table = df.drop("user").to_arrow()
+    meta = dict(table.schema.metadata or {})
+    meta[SESSIONS_KEY] = json.dumps(sorted(sessions)).encode()
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
+    return buf.getvalue()
+
+
+def decode_partition(payload: bytes, user: str) -> tuple[pl.DataFrame, list[str]] | None:
+    """Rows and covered sessions of a partition file, or None if it is unreadable (then it is rebuilt)."""
+    try:
+        table = pq.read_table(pa.BufferReader(payload))
+        sessions = json.loads((table.schema.metadata or {})[SESSIONS_KEY])
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        df = df.with_columns(pl.lit(user, dtype=pl.String()).alias("user")).select(list(CATALOG_SCHEMA))
+        return df.cast(CATALOG_SCHEMA), [str(s) for s in sessions]  # type: ignore[arg-type]
+    except (KeyError, ValueError, OSError, pa.ArrowException, pl.exceptions.PolarsError):
+        return None

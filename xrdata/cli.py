@@ -1,0 +1,181 @@
+"""The ``xrdata`` command line. This module is the composition root: it may import every sub-package,
+inside the subcommand that needs it, so ``import xrdata`` stays light."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from xrdata.errors import XRDataError
+
+
+def _print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=1, default=str)
+    sys.stdout.write("\n")
+
+
+def _progress(iterable: Any, total: int, desc: str, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="session", disable=quiet or None, file=sys.stderr)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from xrdata.store import open_store
+
+    store = open_store(args.store, mode="r")
+    cat = store.catalog()
+    if args.user:
+        cat = cat.filter(pl.col("user") == args.user)
+    df = cat.collect()
+    users = [args.user] if args.user else store.users()
+    sessions = {u: store.sessions(u, include_incomplete=True) for u in users}
+    incomplete = {u: [s for s in ss if not store.is_complete(u, s)] for u, ss in sessions.items()}
+    per_modality = (
+        df.group_by("modality")
+        .agg(
+            pl.col("stream").count().alias("streams"),
+            pl.col("n_samples").sum().alias("samples"),
+            (pl.col("duration_s").sum() / 3600).alias("hours"),
+            pl.col("missing_frac").mean().alias("mean_missing_frac"),
+        )
+        .sort("modality")
+    )
+    summary = {
+        "store": str(args.store),
+        "users": len(users),
+        "sessions": sum(len(v) for v in sessions.values()),
+        "incomplete_sessions": {u: v for u, v in incomplete.items() if v},
+        "modalities": per_modality.to_dicts(),
+    }
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"store {args.store}: {summary['users']} user(s), {summary['sessions']} session(s)")
+    for u, v in summary["incomplete_sessions"].items():
+        print(f"  incomplete (live or crashed) sessions of {u}: {', '.join(v)}")
+    with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True):
+        print(per_modality)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from xrdata.store import open_store
+    from xrdata.validation import validate
+
+    store = open_store(args.store, mode="r")
+    users = [args.user] if args.user else store.users()
+    targets = [(u, s) for u in users for s in (args.session or store.sessions(u, include_incomplete=True))]
+    problems: list[dict[str, Any]] = []
+    for user, session in _progress(targets, len(targets), "validate", args.json):
+        rec = store.read(user, session)
+        problems += [
+            {"user": user, "session": session, "stream": v.stream, "field": v.field,
+             "severity": v.severity, "message": v.message}
+            for v in validate(rec)
+        ]
+    errors = sum(p["severity"] == "error" for p in problems)
+    if args.json:
+        _print_json({"sessions": len(targets), "errors": errors, "warnings": len(problems) - errors,
+                     "violations": problems})
+    else:
+        for p in problems:
+            print(f"{p['severity']}: {p['user']}/{p['session']}: {p['message']}")
+        print(f"{len(targets)} session(s) checked: {errors} error(s), {len(problems) - errors} warning(s)")
+    return 1 if errors else 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from xrdata.store import open_store
+
+    store = open_store(args.store, mode="r+" if args.rebuild else "r")
+    if args.rebuild:
+        store.rebuild_catalog()
+    lf = store.catalog()
+    for flt in args.where or []:
+        col, _, value = flt.partition("=")
+        if col not in lf.collect_schema().names():
+            raise XRDataError(f"--where {flt!r}: unknown column {col!r}")
+        lf = lf.filter(pl.col(col).cast(pl.String) == value)
+    df = lf.collect()
+    if args.json:
+        _print_json(df.to_dicts())
+    else:
+        cols = ["user", "session", "stream", "modality", "n_samples", "duration_s", "nominal_rate_hz",
+                "effective_rate_hz", "missing_frac", "device", "complete"]
+        with pl.Config(tbl_rows=args.limit, tbl_cols=-1, tbl_width_chars=160):
+            print(df.select(cols))
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from xrdata.quickstart import run
+
+    summary = run(Path(args.out), users=args.users, seed=args.seed, quiet=args.json)
+    if args.json:
+        _print_json(summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xrdata", description="Multi-modal XR recordings in per-user stores.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="summarise a store: users, sessions, modalities")
+    p.add_argument("store", help="store path or fsspec URL")
+    p.add_argument("--user", help="only this user")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("validate", help="check every stored session against the modality schemas")
+    p.add_argument("store", help="store path or fsspec URL")
+    p.add_argument("--user", help="only this user")
+    p.add_argument("--session", action="append", help="only this session (repeatable; needs --user)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("catalog", help="print the catalog (one row per user, session, stream)")
+    p.add_argument("store", help="store path or fsspec URL")
+    p.add_argument("--rebuild", action="store_true", help="recompute the catalog from the stored arrays")
+    p.add_argument("--where", action="append", metavar="COL=VALUE", help="keep rows where COL equals VALUE")
+    p.add_argument("--limit", type=int, default=40, help="rows shown in the table (default 40)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("quickstart", help="build a small demo store end to end and summarise it")
+    p.add_argument("--out", default="xrdata-quickstart", help="output folder (default ./xrdata-quickstart)")
+    p.add_argument("--users", type=int, default=4, help="number of users (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_quickstart)
+    return parser
+
+
+def _version() -> str:
+    from xrdata import __version__
+
+    return f"xrdata {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xrdata`` command; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "session", None) and not args.user:
+        print("xrdata: error: --session needs --user", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except XRDataError as exc:
+        print(f"xrdata: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

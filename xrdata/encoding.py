@@ -1,0 +1,114 @@
+"""On-disk encoding choices: chunk and shard sizes, codecs, and the compact time base of regular streams.
+
+The defaults were chosen with ``benchmarks/store_bench.py`` (see ``benchmarks/README.md``); every array
+records its codecs in its own zarr metadata, so a store written with other settings stays readable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from zarr.codecs import BloscCodec, BloscShuffle
+
+#: Target uncompressed bytes of one chunk (the unit of compression and of partial reads).
+CHUNK_BYTES = 1 << 20
+#: Target uncompressed bytes of one shard (the unit of files on disk) for committed sessions.
+SHARD_BYTES = 256 << 20
+#: A compact time base is kept only when the stream splits into few regular segments: at most this many,
+#: and at most one per 64 samples (otherwise the segment list would not be compact).
+MAX_TIME_SEGMENTS = 4096
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Chunk, shard and codec settings for one stream's arrays."""
+
+    chunk_samples: int
+    shard_samples: int | None  # None: no sharding (live sessions append chunk by chunk)
+    clevel: int = 3
+
+
+def compressor(dtype: np.dtype[Any], clevel: int = 3, *, time: bool = False) -> BloscCodec:
+    """Blosc + zstd; bit shuffle for timestamps (slowly varying int64), byte shuffle otherwise."""
+    shuffle = BloscShuffle.bitshuffle if time else BloscShuffle.shuffle
+    return BloscCodec(cname="zstd", clevel=clevel, shuffle=shuffle, typesize=int(dtype.itemsize))
+
+
+def choose_encoding(
+    sample_nbytes: int, n_samples: int, *, sharded: bool = True, chunk_bytes: int = CHUNK_BYTES,
+    shard_bytes: int = SHARD_BYTES,
+) -> Encoding:
+    """Chunk length (samples) near ``chunk_bytes``; shard length a multiple of it near ``shard_bytes``.
+
+    A stream shorter than one shard gets a single shard no longer than itself (rounded up to whole chunks),
+    so short sessions do not allocate 256 MiB shards.
+    """
+    sample_nbytes = max(1, sample_nbytes)
+    chunk = max(1, chunk_bytes // sample_nbytes)
+    if not sharded:
+        return Encoding(chunk, None)
+    per_shard = max(1, shard_bytes // (chunk * sample_nbytes))
+    chunks_needed = max(1, -(-n_samples // chunk))
+    return Encoding(chunk, chunk * min(per_shard, chunks_needed))
+
+
+# --- compact time base ----------------------------------------------------------------------------------
+# A strictly regular stream stores segments [first_index, start_ns] and a rational rate num/den instead of
+# one int64 per sample. Sample k of a segment is at start_ns + round_half_up(k * 1e9 * den / num), computed
+# in integers so that expansion is exact; the base is kept only if it reproduces every timestamp exactly.
+
+
+def rate_fraction(rate_hz: float) -> tuple[int, int]:
+    """``rate_hz`` as a fraction num/den with a small denominator (e.g. 59.94 -> 2997/50)."""
+    f = Fraction(rate_hz).limit_denominator(1000)
+    return f.numerator, f.denominator
+
+
+def _offsets(k: np.ndarray, num: int, den: int) -> np.ndarray:
+    q, r = divmod(10**9 * den, num)  # split so k * 1e9 * den never overflows int64
+    return k * q + (k * r * 2 + num) // (2 * num)
+
+
+def expand_time(segments: list[list[int]], num: int, den: int, n: int, i: int = 0, j: int | None = None) -> np.ndarray:
+    """Timestamps (int64 ns) of samples ``i:j`` of a stream of ``n`` samples with a compact time base."""
+    j = n if j is None else j
+    idx = np.arange(i, j, dtype=np.int64)
+    firsts = np.array([s[0] for s in segments], dtype=np.int64)
+    starts = np.array([s[1] for s in segments], dtype=np.int64)
+    seg = np.searchsorted(firsts, idx, side="right") - 1
+    return starts[seg] + _offsets(idx - firsts[seg], num, den)
+
+
+def compact_time(time_ns: np.ndarray, rate_hz: float | None) -> dict[str, Any] | None:
+    """The compact time base of ``time_ns`` if it is exactly regular at ``rate_hz`` (piecewise), else None."""
+    n = time_ns.shape[0]
+    if rate_hz is None or n < 2:
+        return None
+    num, den = rate_fraction(rate_hz)
+    q = 10**9 * den // num
+    d = np.diff(time_ns)
+    # Inside a segment consecutive steps are q or q + 1 ns; anything else starts a new segment.
+    breaks = np.flatnonzero((d < q) | (d > q + 1)) + 1
+    if breaks.size >= min(MAX_TIME_SEGMENTS, n // 64):
+        return None
+    firsts = np.concatenate([[0], breaks]).astype(np.int64)
+    segments = [[int(f), int(time_ns[f])] for f in firsts]
+    if not np.array_equal(expand_time(segments, num, den, n), time_ns):
+        return None
+    return {"kind": "regular_segments", "rate_num": num, "rate_den": den, "segments": segments}
+
+
+def time_index(segments: list[list[int]], num: int, den: int, n: int, t: int) -> int:
+    """First sample index whose time is >= ``t`` (like ``searchsorted(time, t, 'left')``)."""
+    lo, hi = 0, n
+    # Binary search over the analytic time function: O(log n) evaluations, no array materialised.
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if int(expand_time(segments, num, den, n, mid, mid + 1)[0]) < t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

@@ -1,0 +1,523 @@
+"""The per-user chunked store: Zarr v3 arrays + a hive-partitioned Parquet catalog.
+
+Layout (documented for other tools in ``docs/FORMAT.md``)::
+
+    <root>/zarr.json                                   attributes.xrdata = {format, version}
+    <root>/users/<user>/<session>/zarr.json            attributes.xrdata = session state + metadata
+    <root>/users/<user>/<session>/streams/<name>/      attributes.xrdata = stream metadata
+        data   (N, ...) array, chunked and sharded along time
+        time   (N,) int64 ns (absent when the stream keeps a compact regular time base)
+    <root>/users/<user>/<session>/events/{time_ns,duration_ns,label,value}
+    <root>/catalog/user=<user>/part-0.parquet
+    <root>/.xrdata/locks/<user>.lock
+
+A session is visible once its ``state`` is ``complete`` (batch writes) or ``live`` (live writer, listed as
+incomplete). The state is the single atomic commit point: everything else is written before it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import zarr
+from zarr.storage import FsspecStore, LocalStore
+
+from xrdata import catalog as cat
+from xrdata._fs import Backend, UserLock
+from xrdata.encoding import CHUNK_BYTES, choose_encoding, compact_time, compressor, expand_time, time_index
+from xrdata.errors import (
+    NotFoundError,
+    SessionExistsError,
+    StoreError,
+    ValidationError,
+    XRDataError,
+)
+from xrdata.model import EVENTS_SCHEMA, Recording, Stream, check_id
+from xrdata.schemas import load as load_schema
+from xrdata.schemas import version as schema_version
+from xrdata.validation import check_writable
+
+FORMAT_NAME = "xrdata.store"
+FORMAT_VERSION = 1
+Mode = Literal["r", "r+", "a", "w-"]
+State = Literal["writing", "live", "complete", "deleting"]
+
+
+def _group_doc(attrs: Mapping[str, Any]) -> bytes:
+    """A Zarr v3 group metadata document (``zarr.json``) holding ``attributes.xrdata``."""
+    return json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"xrdata": attrs}}, indent=1).encode()
+
+
+def _fill(dtype: np.dtype[Any]) -> Any:
+    return np.nan if dtype.kind == "f" else 0
+
+
+def _dim_names(stream: Stream, ndim: int) -> tuple[str, ...]:
+    axes = list(load_schema(stream.modality).get("sample_axes", []))
+    if len(axes) != ndim - 1:
+        axes = [f"dim_{i}" for i in range(1, ndim)]
+    return ("time", *axes)
+
+
+def _device_name(meta: Mapping[str, Any]) -> str | None:
+    device = meta.get("device")
+    if isinstance(device, dict):
+        return str(device.get("name") or device.get("model") or json.dumps(device, sort_keys=True))
+    return device
+
+
+def _tasks(meta: Mapping[str, Any], events: pl.DataFrame) -> list[str]:
+    if meta.get("tasks") is not None:
+        return list(meta["tasks"])
+    labels = events.filter(pl.col("label").str.starts_with("task/"))["label"].unique(maintain_order=True)
+    return sorted(label.removeprefix("task/") for label in labels)
+
+
+def open_store(url: str | os.PathLike[str], mode: Mode = "a") -> Store:
+    """Open an xrdata store at a local path or any fsspec URL (``s3://``, ``memory://`` ...).
+
+    Modes: ``"r"`` read only; ``"r+"`` read/write, must exist; ``"a"`` read/write, created if missing
+    (default); ``"w-"`` create, fail if anything is there.
+    """
+    return Store(url, mode)
+
+
+class Store:
+    """A per-user chunked store of recordings. Create it with :func:`open_store`."""
+
+    def __init__(self, url: str | os.PathLike[str], mode: Mode = "a") -> None:
+        if mode not in ("r", "r+", "a", "w-"):
+            raise ValidationError(f"mode must be one of 'r', 'r+', 'a', 'w-', got {mode!r}")
+        self.url = os.fspath(url)
+        self.mode = mode
+        self._b = Backend(self.url)
+        self._zstore: Any = (
+            LocalStore(self._b.root, read_only=mode == "r")
+            if self._b.local
+            else FsspecStore.from_url(self.url, read_only=mode == "r")
+        )
+        root = self._b.read_json("zarr.json")
+        if root is None:
+            if mode in ("r", "r+"):
+                raise NotFoundError(f"no xrdata store at {self.url} (open with mode='a' to create one)")
+            if mode == "w-" and self._b.listdir(""):
+                raise StoreError(f"{self.url} is not empty; mode 'w-' creates a new store only")
+            self._b.write_atomic(
+                "zarr.json", _group_doc({"format": FORMAT_NAME, "version": FORMAT_VERSION})
+            )
+            self._b.write_atomic("users/zarr.json", _group_doc({"kind": "users"}))
+            return
+        if mode == "w-":
+            raise StoreError(f"a store already exists at {self.url}; mode 'w-' creates a new store only")
+        info = root.get("attributes", {}).get("xrdata", {}) if isinstance(root, dict) else {}
+        if info.get("format") != FORMAT_NAME:
+            raise StoreError(f"{self.url} is a zarr hierarchy but not an xrdata store (no xrdata format tag)")
+        if int(info.get("version", 0)) > FORMAT_VERSION:
+            raise StoreError(
+                f"{self.url} has store format version {info.get('version')}; this xrdata reads up to "
+                f"{FORMAT_VERSION}: upgrade xrdata"
+            )
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r}, mode={self.mode!r})"
+
+    # --- listing -----------------------------------------------------------------------------------------
+
+    def users(self) -> list[str]:
+        """User ids with a partition in the store, sorted."""
+        return [u for u in self._b.listdir("users") if u != "zarr.json" and _is_id(u)]
+
+    def _session_attrs(self, user: str, session: str) -> dict[str, Any] | None:
+        doc = self._b.read_json(f"users/{user}/{session}/zarr.json")
+        if not isinstance(doc, dict):
+            return None
+        attrs = doc.get("attributes", {}).get("xrdata")
+        return attrs if isinstance(attrs, dict) and attrs.get("kind") == "session" else None
+
+    def _states(self, user: str) -> dict[str, State | None]:
+        return {
+            s: (a or {}).get("state")
+            for s in self._b.listdir(f"users/{user}")
+            if s != "zarr.json" and _is_id(s)
+            for a in [self._session_attrs(user, s)]
+        }
+
+    def sessions(self, user: str, *, include_incomplete: bool = False) -> list[str]:
+        """Committed session ids of ``user``, sorted; with ``include_incomplete`` also live/crashed ones."""
+        check_id(user, "user id")
+        ok = ("complete", "live") if include_incomplete else ("complete",)
+        return [s for s, st in self._states(user).items() if st in ok]
+
+    def is_complete(self, user: str, session: str) -> bool:
+        """True for a committed session, False for a live or crashed one (NotFoundError otherwise)."""
+        return self._visible(user, session)["state"] == "complete"
+
+    def _visible(self, user: str, session: str) -> dict[str, Any]:
+        check_id(user, "user id")
+        check_id(session, "session id")
+        attrs = self._session_attrs(user, session)
+        if attrs is None or attrs.get("state") not in ("complete", "live"):
+            raise NotFoundError(f"no session {user}/{session} in store {self.url}")
+        return attrs
+
+    # --- writing -----------------------------------------------------------------------------------------
+
+    def _require_writable(self) -> None:
+        if self.mode == "r":
+            raise StoreError(f"store {self.url} is open read-only (mode='r')")
+
+    def _lock(self, user: str) -> UserLock:
+        lock = UserLock(self._b, user)
+        lock.acquire()
+        try:
+            self._b.write_atomic(f"users/{user}/zarr.json", _group_doc({"kind": "user", "user_id": user}))
+            self._cleanup(user)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def _cleanup(self, user: str) -> None:
+        """Remove sessions left half-written or half-deleted by a crashed writer (caller holds the lock)."""
+        for s, st in self._states(user).items():
+            if st in ("writing", "deleting") or st is None:
+                self._b.remove_tree(f"users/{user}/{s}")
+
+    def write(self, recording: Recording) -> None:
+        """Commit a whole session atomically: it becomes visible only once everything is written.
+
+        Raises :class:`SchemaError` (nothing written) when a stream violates its schema, and
+        :class:`SessionExistsError` if the session id is already used for this user.
+        """
+        self._require_writable()
+        if not isinstance(recording, Recording):
+            raise ValidationError(f"Store.write takes a Recording, got {type(recording).__name__}")
+        check_writable(recording)
+        user, session = recording.user_id, recording.session_id
+        lock = self._lock(user)
+        try:
+            if self._session_attrs(user, session) is not None:
+                raise SessionExistsError(
+                    f"session {user}/{session} already exists in {self.url}; delete it first or pick "
+                    "another session id"
+                )
+            base = f"users/{user}/{session}"
+            attrs = {
+                "kind": "session", "state": "writing", "user_id": user, "session_id": session,
+                "meta": recording.meta, "streams": list(recording.streams), "n_events": recording.events.height,
+            }
+            self._b.write_atomic(f"{base}/zarr.json", _group_doc(attrs))
+            try:
+                valid = {n: self._write_stream(f"{base}/streams/{n}", s) for n, s in recording.streams.items()}
+                self._write_events(base, recording.events)
+                rows = _rows(recording, valid, complete=True)
+            except BaseException:
+                self._b.remove_tree(base)  # never leave a partial session behind
+                raise
+            self._b.write_atomic(f"{base}/zarr.json", _group_doc({**attrs, "state": "complete"}))
+            self._update_catalog(user, add=rows, sessions_add=[session])
+        finally:
+            lock.release()
+
+    def _write_stream(self, base: str, s: Stream) -> int:
+        t = s.time_ns
+        d = np.ascontiguousarray(s.data)
+        n = d.shape[0]
+        sample_nbytes = int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize
+        enc = choose_encoding(sample_nbytes, n)
+        time_base = compact_time(t, s.rate_hz)
+        valid = cat.valid_sample_count(d)
+        tenc = choose_encoding(8, n, chunk_bytes=CHUNK_BYTES)
+        attrs = {
+            "kind": "stream", "name": s.name, "modality": s.modality, "channels": s.channels,
+            "units": s.units, "rate_hz": s.rate_hz, "meta": s.meta, "schema_version": schema_version(s.modality),
+            "n_samples": n, "dtype": str(d.dtype), "sample_shape": list(d.shape[1:]), "valid_samples": valid,
+            "time": time_base or {
+                "kind": "array", "chunk_samples": tenc.chunk_samples,
+                "chunk_starts": t[:: tenc.chunk_samples].tolist(),
+            },
+        }
+        self._b.write_atomic(f"{base}/zarr.json", _group_doc(attrs))
+        arr = zarr.create_array(
+            self._zstore, name=f"{base}/data", shape=d.shape, dtype=d.dtype,
+            chunks=(enc.chunk_samples, *d.shape[1:]),
+            shards=None if enc.shard_samples is None else (enc.shard_samples, *d.shape[1:]),
+            compressors=[compressor(d.dtype)], fill_value=_fill(d.dtype),
+            dimension_names=_dim_names(s, d.ndim), overwrite=True,
+        )
+        if n:
+            arr[...] = d
+        if time_base is None:
+            tarr = zarr.create_array(
+                self._zstore, name=f"{base}/time", shape=(n,), dtype=np.int64,
+                chunks=(tenc.chunk_samples,), shards=None if tenc.shard_samples is None else (tenc.shard_samples,),
+                compressors=[compressor(np.dtype(np.int64), time=True)], fill_value=0,
+                dimension_names=("time",), overwrite=True,
+            )
+            if n:
+                tarr[...] = t
+        return valid
+
+    def _write_events(self, base: str, events: pl.DataFrame) -> None:
+        self._b.write_atomic(f"{base}/events/zarr.json", _group_doc({"kind": "events"}))
+        n = events.height
+        for col in EVENTS_SCHEMA:
+            values = events[col].to_numpy()
+            dtype: Any = str if EVENTS_SCHEMA[col] == pl.String else np.int64
+            a = zarr.create_array(
+                self._zstore, name=f"{base}/events/{col}", shape=(n,), dtype=dtype,
+                chunks=(max(1, min(n, 65536)),), fill_value="" if dtype is str else 0,
+                dimension_names=("event",), overwrite=True,
+            )
+            if n:
+                a[...] = values
+
+    def delete(self, user: str, session: str) -> None:
+        """Remove a session (complete or incomplete) and its catalog rows."""
+        self._require_writable()
+        attrs = self._visible(user, session)
+        lock = self._lock(user)
+        try:
+            base = f"users/{user}/{session}"
+            self._b.write_atomic(f"{base}/zarr.json", _group_doc({**attrs, "state": "deleting"}))
+            self._update_catalog(user, drop=session)
+            self._b.remove_tree(base)
+        finally:
+            lock.release()
+
+    def writer(
+        self, user: str, session: str, *, meta: Mapping[str, Any] | None = None,
+        flush_interval_s: float = 2.0,
+    ) -> LiveWriter:
+        """A context manager for live recording into a new session; see :class:`LiveWriter`."""
+        self._require_writable()
+        from xrdata.live import LiveWriter
+
+        return LiveWriter(self, user, session, meta=meta, flush_interval_s=flush_interval_s)
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    def read(
+        self, user: str, session: str, streams: Sequence[str] | None = None,
+        start_ns: int | None = None, stop_ns: int | None = None,
+    ) -> Recording:
+        """Read a session lazily: only the requested streams, and only the chunks overlapping
+        ``[start_ns, stop_ns)``, are read, when a stream's ``data``/``time_ns`` is first accessed.
+
+        Events are those overlapping the interval (``time_ns < stop`` and ``time_ns + duration_ns > start``,
+        or ``time_ns >= start`` for instantaneous events). Incomplete (live or crashed) sessions read back
+        everything up to their last flush.
+        """
+        attrs = self._visible(user, session)
+        base = f"users/{user}/{session}"
+        names = list(attrs["streams"]) if streams is None else list(streams)
+        unknown = [n for n in names if n not in attrs["streams"]]
+        if unknown:
+            raise NotFoundError(f"session {user}/{session} has no stream(s) {unknown}; it has {attrs['streams']}")
+        flushed = attrs.get("flushed", {}) if attrs["state"] == "live" else None
+        out = [self._read_stream(f"{base}/streams/{n}", start_ns, stop_ns, flushed) for n in names]
+        events = self._read_events(base, attrs, start_ns, stop_ns)
+        rec = Recording.__new__(Recording)
+        rec.user_id, rec.session_id, rec.meta, rec.events = user, session, attrs.get("meta", {}), events
+        rec.streams = {s.name: s for s in out}
+        return rec
+
+    def _read_stream(
+        self, base: str, start: int | None, stop: int | None, flushed: dict[str, Any] | None
+    ) -> Stream:
+        doc = self._b.read_json(f"{base}/zarr.json")
+        if not isinstance(doc, dict):
+            raise StoreError(f"stream metadata {self._b.path(base)}/zarr.json is missing or corrupt")
+        a = doc["attributes"]["xrdata"]
+        n = int(a["n_samples"]) if flushed is None else int(flushed.get(a["name"], [0, 0])[0])
+        tb = a["time"]
+        zs = self._zstore
+        if tb["kind"] == "regular_segments":
+            seg, num, den = tb["segments"], int(tb["rate_num"]), int(tb["rate_den"])
+            i = 0 if start is None else time_index(seg, num, den, n, start)
+            j = n if stop is None else time_index(seg, num, den, n, stop)
+
+            def load_time() -> np.ndarray:
+                return expand_time(seg, num, den, n, i, max(i, j))
+        else:
+            tarr = zarr.open_array(zs, path=f"{base}/time", mode="r")
+            i = 0 if start is None else _search(tarr, tb, n, start)
+            j = n if stop is None else _search(tarr, tb, n, stop)
+
+            def load_time() -> np.ndarray:
+                return np.asarray(tarr[i : max(i, j)], dtype=np.int64)
+
+        j = max(i, j)
+        path = f"{base}/data"
+
+        def load_data() -> np.ndarray:
+            return np.asarray(zarr.open_array(zs, path=path, mode="r")[i:j])
+
+        return Stream.lazy(
+            a["name"], a["modality"], j - i, load_time, load_data, list(a["channels"]), list(a["units"]),
+            a["rate_hz"], a["meta"],
+        )
+
+    def _read_events(
+        self, base: str, attrs: Mapping[str, Any], start: int | None, stop: int | None
+    ) -> pl.DataFrame:
+        if not self._b.exists(f"{base}/events/zarr.json"):
+            return pl.DataFrame(schema=EVENTS_SCHEMA)
+        n = int(attrs.get("n_events", 0))
+        cols = {}
+        for col in EVENTS_SCHEMA:
+            values = zarr.open_array(self._zstore, path=f"{base}/events/{col}", mode="r")[:n]
+            cols[col] = pl.Series(col, np.asarray(values).tolist() if col in ("label", "value") else values)
+        ev = pl.DataFrame(cols, schema=EVENTS_SCHEMA)
+        if start is not None:
+            end = pl.col("time_ns") + pl.col("duration_ns")
+            ev = ev.filter((end > start) | (pl.col("time_ns") >= start))
+        if stop is not None:
+            ev = ev.filter(pl.col("time_ns") < stop)
+        return ev
+
+    # --- catalog -----------------------------------------------------------------------------------------
+
+    def _catalog_path(self, user: str) -> str:
+        return f"catalog/user={user}/part-0.parquet"
+
+    def _partition(self, user: str) -> tuple[pl.DataFrame, list[str]] | None:
+        raw = self._b.read_bytes(self._catalog_path(user))
+        return None if raw is None else cat.decode_partition(raw, user)
+
+    def _update_catalog(
+        self, user: str, *, add: list[dict[str, Any]] | None = None, sessions_add: Sequence[str] = (),
+        drop: str | None = None,
+    ) -> None:
+        """Rewrite the user's partition (caller holds the lock); a stale partition is rebuilt first."""
+        part = self._partition(user)
+        if part is None or not self._partition_fresh(user, part[1], ignore=(*sessions_add, drop)):
+            df, covered = self._user_rows(user, exclude=(*sessions_add, drop))
+        else:
+            df, covered = part
+        if drop is not None:
+            df = df.filter(pl.col("session") != drop)
+            covered = [s for s in covered if s != drop]
+        if sessions_add:
+            df = df.filter(~pl.col("session").is_in(list(sessions_add)))
+            df = pl.concat([df, cat.frame(add or [])]).sort(["session", "stream"])
+            covered = sorted({*covered, *sessions_add})
+        self._b.write_atomic(self._catalog_path(user), cat.encode_partition(df, covered))
+
+    def _partition_fresh(self, user: str, covered: Sequence[str], ignore: Sequence[str | None] = ()) -> bool:
+        visible = {s for s, st in self._states(user).items() if st in ("complete", "live") and s not in ignore}
+        return visible == {s for s in covered if s not in ignore}
+
+    def _user_rows(self, user: str, exclude: Sequence[str | None] = ()) -> tuple[pl.DataFrame, list[str]]:
+        """Catalog rows of every visible session of ``user``, recomputed from the store."""
+        rows: list[dict[str, Any]] = []
+        covered = []
+        for s in self.sessions(user, include_incomplete=True):
+            if s in exclude:
+                continue
+            rows.extend(self._session_rows(user, s))
+            covered.append(s)
+        return cat.frame(rows), covered
+
+    def _session_rows(self, user: str, session: str) -> list[dict[str, Any]]:
+        rec = self.read(user, session)
+        attrs = self._visible(user, session)
+        complete = attrs["state"] == "complete"
+        valid: dict[str, int] = {}
+        for name in rec.streams:
+            sa = (self._b.read_json(f"users/{user}/{session}/streams/{name}/zarr.json") or {})
+            stored = sa.get("attributes", {}).get("xrdata", {}).get("valid_samples")
+            if complete and stored is not None:
+                valid[name] = int(stored)
+        return _rows(rec, valid, complete=complete)
+
+    def catalog(self) -> pl.LazyFrame:
+        """A lazy polars frame with one row per (user, session, stream); see ``xrdata.catalog.CATALOG_SCHEMA``.
+
+        Partitions left stale by a crash (a session committed but its row not yet written) are detected
+        and recomputed; in a writable store they are also repaired on disk when no writer holds the user.
+        """
+        frames = []
+        stale = False
+        for user in self.users():
+            part = self._partition(user)
+            if part is not None and self._partition_fresh(user, part[1]):
+                frames.append(part[0])
+                continue
+            stale = True
+            df, covered = self._user_rows(user)
+            frames.append(df)
+            if self.mode != "r":
+                self._try_repair(user, df, covered)
+        if frames and not stale and self._b.local:
+            return pl.scan_parquet(
+                f"{self._b.root}/catalog/user=*/part-0.parquet", hive_partitioning=True,
+                hive_schema={"user": pl.String()}, schema={k: v for k, v in cat.CATALOG_SCHEMA.items() if k != "user"},
+            ).select(list(cat.CATALOG_SCHEMA)).filter(pl.col("user").is_in(self.users()))
+        return (pl.concat(frames) if frames else cat.empty_catalog()).lazy()
+
+    def _try_repair(self, user: str, df: pl.DataFrame, covered: list[str]) -> None:
+        lock = UserLock(self._b, user)
+        try:
+            lock.acquire()
+        except XRDataError:
+            return  # a writer is active; it will rewrite the partition when it commits
+        try:
+            self._b.write_atomic(self._catalog_path(user), cat.encode_partition(df, covered))
+        finally:
+            lock.release()
+
+    def rebuild_catalog(self, users: Sequence[str] | None = None) -> None:
+        """Recompute the catalog partitions of ``users`` (default: all) from the arrays in the store."""
+        self._require_writable()
+        for user in self.users() if users is None else users:
+            lock = self._lock(user)
+            try:
+                df, covered = self._user_rows(user)
+                self._b.write_atomic(self._catalog_path(user), cat.encode_partition(df, covered))
+            finally:
+                lock.release()
+        present = set(self.users())
+        for part in self._b.listdir("catalog"):
+            if part.startswith("user=") and part[5:] not in present:
+                self._b.remove_tree(f"catalog/{part}")
+
+
+def _is_id(name: str) -> bool:
+    try:
+        check_id(name, "id")
+    except XRDataError:
+        return False
+    return True
+
+
+def _search(tarr: Any, time_attrs: Mapping[str, Any], n: int, t: int) -> int:
+    """``searchsorted(time[:n], t, 'left')`` reading only the time chunk that holds the answer."""
+    chunk_starts = time_attrs.get("chunk_starts")
+    if n == 0:
+        return 0
+    if not chunk_starts:  # live sessions keep no chunk index until they are committed
+        return int(np.searchsorted(np.asarray(tarr[:n]), t, side="left"))
+    c = max(0, int(np.searchsorted(np.asarray(chunk_starts), t, side="left")) - 1)
+    size = int(time_attrs["chunk_samples"])
+    block = np.asarray(tarr[c * size : min(n, (c + 1) * size)])
+    return min(n, c * size + int(np.searchsorted(block, t, side="left")))
+
+
+def _rows(recording: Recording, valid: Mapping[str, int], *, complete: bool) -> list[dict[str, Any]]:
+    meta = recording.meta
+    device, tasks, anchor = _device_name(meta), _tasks(meta, recording.events), meta.get("utc_anchor")
+    return [
+        cat.stream_row(
+            s, user=recording.user_id, session=recording.session_id, device=device, tasks=tasks,
+            utc_anchor=anchor, schema_version=schema_version(s.modality), complete=complete,
+            valid=valid.get(name),
+        )
+        for name, s in recording.streams.items()
+    ]
+
