@@ -136,3 +136,23 @@ def test_sigkill_during_live_recording(tmp_path: Path) -> None:
     assert cat["complete"].to_list() == [False] and cat["n_samples"].to_list() == [eeg.n_samples]
     store.write(example_recording("u1", "next", seconds=1.0, rng=np.random.default_rng(0)))  # lock was freed
     assert store.sessions("u1") == ["next"]
+
+
+def test_readers_see_consistent_data_while_a_writer_runs(tmp_path: Path) -> None:
+    script = tmp_path / "writer.py"
+    script.write_text(BATCH_WRITER)
+    url = str(tmp_path / "store")
+    proc = _spawn(script, url, "12")
+    checked: set[tuple[str, str]] = set()
+    while proc.poll() is None or len(checked) < 12:
+        store = xrdata.open_store(url, mode="r")
+        in_catalog = set(zip(*store.catalog().select("user", "session").collect().to_dict().values(), strict=True))
+        listed = {(u, s) for u in store.users() for s in store.sessions(u, include_incomplete=True)}
+        assert in_catalog <= listed  # the catalog never shows a session the store does not list
+        for user, sid in sorted(listed - checked):
+            i = int(sid[1:])
+            want = example_recording(user, sid, seconds=2.0, rng=np.random.default_rng(i))
+            assert_recording_equal(want, store.read(user, sid))
+            checked.add((user, sid))
+    proc.communicate()
+    assert proc.returncode == 0

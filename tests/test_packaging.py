@@ -88,7 +88,8 @@ def test_import_xrdata_pulls_in_no_heavy_library() -> None:
 @pytest.mark.slow
 def test_wheel_contains_every_package_and_data(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+         str(ROOT)],
         check=True, capture_output=True,
     )
     (wheel,) = tmp_path.glob("xrdata-*.whl")

@@ -290,7 +290,8 @@ def test_live_writer_exception_leaves_session_incomplete(tmp_path: Path) -> None
 
 def test_live_writer_rejects_bad_appends(tmp_path: Path) -> None:
     store = xrdata.open_store(tmp_path)
-    s = xrdata.Stream("eeg", "eeg", np.arange(4, dtype=np.int64), np.zeros((4, 2), np.float32), ["Cz", "Pz"], "V", 500.0)
+    t = np.arange(4, dtype=np.int64)
+    s = xrdata.Stream("eeg", "eeg", t, np.zeros((4, 2), np.float32), ["Cz", "Pz"], "V", 500.0)
     with store.writer("u1", "x") as w:
         w.add_stream(s)
         with pytest.raises(ValidationError, match="backwards"):

@@ -16,8 +16,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from xrdata.model import Stream
-
 #: Column -> dtype of the catalog (``user`` comes from the hive partition and is always a string).
 CATALOG_SCHEMA: dict[str, pl.DataType] = {
     "user": pl.String(),
@@ -57,48 +55,40 @@ def valid_sample_count(data: np.ndarray) -> int:
 
 
 def stream_row(
-    stream: Stream, *, user: str, session: str, device: str | None, tasks: list[str],
-    utc_anchor: str | None, schema_version: str, complete: bool, valid: int | None = None,
+    *, user: str, session: str, attrs: dict[str, Any], n: int, valid: int, first: int | None,
+    last: int | None, device: str | None, tasks: list[str], utc_anchor: str | None, complete: bool,
 ) -> dict[str, Any]:
-    """The catalog row of one stream.
+    """The catalog row of one stream from its stored metadata (``attrs``: the stream document).
 
     ``missing_frac`` counts both gaps and invalid samples: for a stream with a nominal rate the expected
     count is ``round(span * rate) + 1`` (or the sample count if larger); a sample is invalid when all its
     values are NaN. Irregular streams only count invalid samples. Null for an empty stream.
     """
-    t = stream.time_ns
-    n = int(t.shape[0])
-    if valid is None:
-        valid = valid_sample_count(stream.data)
-    first = int(t[0]) if n else None
-    last = int(t[-1]) if n else None
-    span = (last - first) if n else 0  # type: ignore[operator]
-    effective = (n - 1) * 1e9 / span if n > 1 and span > 0 else None
+    rate = attrs["rate_hz"]
+    span = (last - first) if first is not None and last is not None else 0
     missing: float | None = None
     if n:
-        expected = n
-        if stream.rate_hz is not None:
-            expected = max(n, round(span * stream.rate_hz / 1e9) + 1)
+        expected = max(n, round(span * rate / 1e9) + 1) if rate is not None else n
         missing = 1.0 - valid / expected
     return {
         "user": user,
         "session": session,
-        "stream": stream.name,
-        "modality": stream.modality,
+        "stream": attrs["name"],
+        "modality": attrs["modality"],
         "n_samples": n,
         "start_ns": first,
         "stop_ns": None if last is None else last + 1,
         "duration_s": span / 1e9,
-        "nominal_rate_hz": stream.rate_hz,
-        "effective_rate_hz": effective,
+        "nominal_rate_hz": rate,
+        "effective_rate_hz": (n - 1) * 1e9 / span if n > 1 and span > 0 else None,
         "missing_frac": missing,
-        "dtype": str(stream.data.dtype),
-        "sample_shape": list(stream.data.shape[1:]),
-        "channels": list(stream.channels),
+        "dtype": attrs["dtype"],
+        "sample_shape": list(attrs["sample_shape"]),
+        "channels": list(attrs["channels"]),
         "device": device,
         "tasks": tasks,
         "utc_anchor": utc_anchor,
-        "schema_version": schema_version,
+        "schema_version": attrs["schema_version"],
         "complete": complete,
     }
 

@@ -47,7 +47,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
         .sort("modality")
     )
-    summary = {
+    summary: dict[str, Any] = {
         "store": str(args.store),
         "users": len(users),
         "sessions": sum(len(v) for v in sessions.values()),

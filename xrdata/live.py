@@ -115,7 +115,7 @@ class LiveWriter:
         if self._closed:
             raise StoreError(f"the live writer of {self.user}/{self.session} is closed")
 
-    def _write_session_attrs(self, state: str) -> None:
+    def _write_session_attrs(self, state: str) -> dict[str, Any]:
         from xrdata.store import _group_doc
 
         attrs = {
@@ -124,6 +124,7 @@ class LiveWriter:
             "flushed": {name: [b.n_flushed, b.valid] for name, b in self._buffers.items()},
         }
         self.store._b.write_atomic(f"{self.base}/zarr.json", _group_doc(attrs))
+        return attrs
 
     # --- input -------------------------------------------------------------------------------------------
 
@@ -175,7 +176,9 @@ class LiveWriter:
         self._require_open()
         buf = self._buffers.get(name)
         if buf is None:
-            raise ValidationError(f"stream {name!r} is not declared; call add_stream first (have {list(self._buffers)})")
+            raise ValidationError(
+                f"stream {name!r} is not declared; call add_stream first (declared: {list(self._buffers)})"
+            )
         t = np.atleast_1d(np.asarray(time_ns))
         d = np.asarray(data)
         # Stream's constructor checks dtype, NaN and monotonic time with the usual messages.
@@ -236,18 +239,16 @@ class LiveWriter:
         """Flush, then mark the session complete and add it to the catalog."""
         self._require_open()
         try:
-            from xrdata.store import _group_doc, _rows
+            from xrdata.store import _group_doc
 
             self.flush()
-            valid = {}
             for name, buf in self._buffers.items():
                 tchunk = int(buf.time_arr.chunks[0])
                 starts = np.asarray(buf.time_arr[:: tchunk] if buf.n_flushed else []).tolist()
                 attrs = self._stream_attrs(buf, tchunk, starts)
                 self.store._b.write_atomic(f"{self.base}/streams/{name}/zarr.json", _group_doc(attrs))
-                valid[name] = buf.valid
-            self._write_session_attrs("complete")
-            rows = _rows(self.store.read(self.user, self.session), valid, complete=True)
+            done = self._write_session_attrs("complete")
+            rows = self.store._session_rows(self.user, self.session, done)
             self.store._update_catalog(self.user, add=rows, sessions_add=[self.session])
         finally:
             self._release()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
@@ -41,6 +41,9 @@ from xrdata.model import EVENTS_SCHEMA, Recording, Stream, check_id
 from xrdata.schemas import load as load_schema
 from xrdata.schemas import version as schema_version
 from xrdata.validation import check_writable
+
+if TYPE_CHECKING:
+    from xrdata.live import LiveWriter
 
 FORMAT_NAME = "xrdata.store"
 FORMAT_VERSION = 1
@@ -72,6 +75,7 @@ def _device_name(meta: Mapping[str, Any]) -> str | None:
 
 
 def _tasks(meta: Mapping[str, Any], events: pl.DataFrame) -> list[str]:
+    """``meta["tasks"]`` when given, else the task names of ``task/<name>`` events."""
     if meta.get("tasks") is not None:
         return list(meta["tasks"])
     labels = events.filter(pl.col("label").str.starts_with("task/"))["label"].unique(maintain_order=True)
@@ -139,19 +143,17 @@ class Store:
         attrs = doc.get("attributes", {}).get("xrdata")
         return attrs if isinstance(attrs, dict) and attrs.get("kind") == "session" else None
 
-    def _states(self, user: str) -> dict[str, State | None]:
+    def _session_docs(self, user: str) -> dict[str, dict[str, Any] | None]:
+        """Session id -> session document (None when missing or torn) for every session folder of ``user``."""
         return {
-            s: (a or {}).get("state")
-            for s in self._b.listdir(f"users/{user}")
-            if s != "zarr.json" and _is_id(s)
-            for a in [self._session_attrs(user, s)]
+            s: self._session_attrs(user, s) for s in self._b.listdir(f"users/{user}") if s != "zarr.json" and _is_id(s)
         }
 
     def sessions(self, user: str, *, include_incomplete: bool = False) -> list[str]:
         """Committed session ids of ``user``, sorted; with ``include_incomplete`` also live/crashed ones."""
         check_id(user, "user id")
         ok = ("complete", "live") if include_incomplete else ("complete",)
-        return [s for s, st in self._states(user).items() if st in ok]
+        return [s for s, a in self._session_docs(user).items() if a is not None and a.get("state") in ok]
 
     def is_complete(self, user: str, session: str) -> bool:
         """True for a committed session, False for a live or crashed one (NotFoundError otherwise)."""
@@ -184,8 +186,8 @@ class Store:
 
     def _cleanup(self, user: str) -> None:
         """Remove sessions left half-written or half-deleted by a crashed writer (caller holds the lock)."""
-        for s, st in self._states(user).items():
-            if st in ("writing", "deleting") or st is None:
+        for s, a in self._session_docs(user).items():
+            if a is None or a.get("state") in ("writing", "deleting"):
                 self._b.remove_tree(f"users/{user}/{s}")
 
     def write(self, recording: Recording) -> None:
@@ -212,19 +214,21 @@ class Store:
                 "meta": recording.meta, "streams": list(recording.streams), "n_events": recording.events.height,
             }
             self._b.write_atomic(f"{base}/zarr.json", _group_doc(attrs))
+            done = {**attrs, "state": "complete"}
             try:
-                valid = {n: self._write_stream(f"{base}/streams/{n}", s) for n, s in recording.streams.items()}
+                for name, stream in recording.streams.items():
+                    self._write_stream(f"{base}/streams/{name}", stream)
                 self._write_events(base, recording.events)
-                rows = _rows(recording, valid, complete=True)
+                rows = self._session_rows(user, session, done)
             except BaseException:
                 self._b.remove_tree(base)  # never leave a partial session behind
                 raise
-            self._b.write_atomic(f"{base}/zarr.json", _group_doc({**attrs, "state": "complete"}))
+            self._b.write_atomic(f"{base}/zarr.json", _group_doc(done))
             self._update_catalog(user, add=rows, sessions_add=[session])
         finally:
             lock.release()
 
-    def _write_stream(self, base: str, s: Stream) -> int:
+    def _write_stream(self, base: str, s: Stream) -> None:
         t = s.time_ns
         d = np.ascontiguousarray(s.data)
         n = d.shape[0]
@@ -261,7 +265,6 @@ class Store:
             )
             if n:
                 tarr[...] = t
-        return valid
 
     def _write_events(self, base: str, events: pl.DataFrame) -> None:
         self._b.write_atomic(f"{base}/events/zarr.json", _group_doc({"kind": "events"}))
@@ -284,8 +287,10 @@ class Store:
         lock = self._lock(user)
         try:
             base = f"users/{user}/{session}"
-            self._b.write_atomic(f"{base}/zarr.json", _group_doc({**attrs, "state": "deleting"}))
+            # Catalog first: a crash after it leaves a visible session missing from the catalog, which the
+            # staleness check repairs; the reverse order would leave a catalog row for an invisible session.
             self._update_catalog(user, drop=session)
+            self._b.write_atomic(f"{base}/zarr.json", _group_doc({**attrs, "state": "deleting"}))
             self._b.remove_tree(base)
         finally:
             lock.release()
@@ -330,10 +335,7 @@ class Store:
     def _read_stream(
         self, base: str, start: int | None, stop: int | None, flushed: dict[str, Any] | None
     ) -> Stream:
-        doc = self._b.read_json(f"{base}/zarr.json")
-        if not isinstance(doc, dict):
-            raise StoreError(f"stream metadata {self._b.path(base)}/zarr.json is missing or corrupt")
-        a = doc["attributes"]["xrdata"]
+        a = self._stream_doc(base)
         n = int(a["n_samples"]) if flushed is None else int(flushed.get(a["name"], [0, 0])[0])
         tb = a["time"]
         zs = self._zstore
@@ -372,7 +374,8 @@ class Store:
         cols = {}
         for col in EVENTS_SCHEMA:
             values = zarr.open_array(self._zstore, path=f"{base}/events/{col}", mode="r")[:n]
-            cols[col] = pl.Series(col, np.asarray(values).tolist() if col in ("label", "value") else values)
+            arr = np.asarray(values)
+            cols[col] = pl.Series(col, arr.tolist() if col in ("label", "value") else arr)
         ev = pl.DataFrame(cols, schema=EVENTS_SCHEMA)
         if start is not None:
             end = pl.col("time_ns") + pl.col("duration_ns")
@@ -410,31 +413,58 @@ class Store:
         self._b.write_atomic(self._catalog_path(user), cat.encode_partition(df, covered))
 
     def _partition_fresh(self, user: str, covered: Sequence[str], ignore: Sequence[str | None] = ()) -> bool:
-        visible = {s for s, st in self._states(user).items() if st in ("complete", "live") and s not in ignore}
-        return visible == {s for s in covered if s not in ignore}
+        """True when the partition covers exactly the visible sessions of ``user`` (one listing, and a
+        document read only for folders the partition does not cover)."""
+        names = {s for s in self._b.listdir(f"users/{user}") if s != "zarr.json" and _is_id(s)} - set(ignore)
+        cov = set(covered) - set(ignore)
+        if not cov <= names:
+            return False
+        return all((self._session_attrs(user, s) or {}).get("state") not in ("complete", "live") for s in names - cov)
 
     def _user_rows(self, user: str, exclude: Sequence[str | None] = ()) -> tuple[pl.DataFrame, list[str]]:
-        """Catalog rows of every visible session of ``user``, recomputed from the store."""
+        """Catalog rows of every visible session of ``user``, recomputed from the stored metadata."""
         rows: list[dict[str, Any]] = []
         covered = []
-        for s in self.sessions(user, include_incomplete=True):
-            if s in exclude:
+        for s, attrs in self._session_docs(user).items():
+            if s in exclude or attrs is None or attrs.get("state") not in ("complete", "live"):
                 continue
-            rows.extend(self._session_rows(user, s))
+            rows.extend(self._session_rows(user, s, attrs))
             covered.append(s)
         return cat.frame(rows), covered
 
-    def _session_rows(self, user: str, session: str) -> list[dict[str, Any]]:
-        rec = self.read(user, session)
-        attrs = self._visible(user, session)
+    def _session_rows(self, user: str, session: str, attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Catalog rows of one session from its documents; reads at most two time chunks per stream."""
+        base = f"users/{user}/{session}"
         complete = attrs["state"] == "complete"
-        valid: dict[str, int] = {}
-        for name in rec.streams:
-            sa = (self._b.read_json(f"users/{user}/{session}/streams/{name}/zarr.json") or {})
-            stored = sa.get("attributes", {}).get("xrdata", {}).get("valid_samples")
-            if complete and stored is not None:
-                valid[name] = int(stored)
-        return _rows(rec, valid, complete=complete)
+        meta = attrs.get("meta", {})
+        device, tasks = _device_name(meta), _tasks(meta, self._read_events(base, attrs, None, None))
+        rows = []
+        for name in attrs["streams"]:
+            a = self._stream_doc(f"{base}/streams/{name}")
+            n, valid = (a["n_samples"], a["valid_samples"]) if complete else attrs["flushed"].get(name, [0, 0])
+            first, last = self._time_bounds(f"{base}/streams/{name}", a, int(n))
+            rows.append(cat.stream_row(
+                user=user, session=session, attrs=a, n=int(n), valid=int(valid), first=first, last=last,
+                device=device, tasks=tasks, utc_anchor=meta.get("utc_anchor"), complete=complete,
+            ))
+        return rows
+
+    def _stream_doc(self, base: str) -> dict[str, Any]:
+        doc = self._b.read_json(f"{base}/zarr.json")
+        if not isinstance(doc, dict) or "xrdata" not in doc.get("attributes", {}):
+            raise StoreError(f"stream metadata {self._b.path(base)}/zarr.json is missing or corrupt")
+        attrs: dict[str, Any] = doc["attributes"]["xrdata"]
+        return attrs
+
+    def _time_bounds(self, base: str, a: Mapping[str, Any], n: int) -> tuple[int | None, int | None]:
+        if n == 0:
+            return None, None
+        tb = a["time"]
+        if tb["kind"] == "regular_segments":
+            seg, num, den = tb["segments"], int(tb["rate_num"]), int(tb["rate_den"])
+            return int(expand_time(seg, num, den, n, 0, 1)[0]), int(expand_time(seg, num, den, n, n - 1)[0])
+        ends = np.asarray(zarr.open_array(self._zstore, path=f"{base}/time", mode="r")[[0, n - 1]])
+        return int(ends[0]), int(ends[1])
 
     def catalog(self) -> pl.LazyFrame:
         """A lazy polars frame with one row per (user, session, stream); see ``xrdata.catalog.CATALOG_SCHEMA``.
@@ -507,17 +537,3 @@ def _search(tarr: Any, time_attrs: Mapping[str, Any], n: int, t: int) -> int:
     size = int(time_attrs["chunk_samples"])
     block = np.asarray(tarr[c * size : min(n, (c + 1) * size)])
     return min(n, c * size + int(np.searchsorted(block, t, side="left")))
-
-
-def _rows(recording: Recording, valid: Mapping[str, int], *, complete: bool) -> list[dict[str, Any]]:
-    meta = recording.meta
-    device, tasks, anchor = _device_name(meta), _tasks(meta, recording.events), meta.get("utc_anchor")
-    return [
-        cat.stream_row(
-            s, user=recording.user_id, session=recording.session_id, device=device, tasks=tasks,
-            utc_anchor=anchor, schema_version=schema_version(s.modality), complete=complete,
-            valid=valid.get(name),
-        )
-        for name, s in recording.streams.items()
-    ]
-

@@ -293,7 +293,10 @@ def _block(
             continue
         start, stop = int(starts[i]), int(stops[i])
         rows = np.flatnonzero(overlaps[i])
-        win_events = events[rows] if rows.size else events.clear()
+        if rows.size and rows[-1] - rows[0] + 1 == rows.size:  # usual case: a contiguous run of events
+            win_events = events.slice(int(rows[0]), rows.size)
+        else:
+            win_events = events[rows] if rows.size else events.clear()
         labels: dict[str, str] = {}
         best: dict[str, int] = {}
         for r in task_rows:
@@ -325,9 +328,17 @@ def _mean_windows(
         # grid cell of the block once, then gather each window's S consecutive cells.
         g = hop_ns * n_steps // length_ns
         first = int((starts[0] - t0) // hop_ns) * g
-        cells = np.arange(first, first + (n_win - 1) * g + n_steps + 1, dtype=np.int64)
-        edges = t0 + _floor_div_edges(cells, length_ns, n_steps)  # (C + 1,)
-        bounds = np.searchsorted(t, edges, side="left")
+        n_cells = (n_win - 1) * g + n_steps
+        width, rest = divmod(length_ns, n_steps)
+        if rest == 0:  # integer step width: cell of a sample by division, bounds by counting (O(N))
+            e0 = t0 + first * width
+            i0, i1 = np.searchsorted(t, [e0, e0 + n_cells * width], side="left")
+            per_cell = np.bincount((t[i0:i1] - e0) // width, minlength=n_cells)
+            bounds = np.concatenate([[i0], i0 + np.cumsum(per_cell)])
+        else:
+            cells = np.arange(first, first + n_cells + 1, dtype=np.int64)
+            edges = t0 + _floor_div_edges(cells, length_ns, n_steps)  # (C + 1,)
+            bounds = np.searchsorted(t, edges, side="left")
         vals, ok = _pool_mean(x, bounds[:-1], bounds[1:], invalid)
         if g == n_steps:  # hop == length: the cells are the windows' steps, in order
             return vals, ok
