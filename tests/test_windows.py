@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
+import xrdata.windows
 from xrdata import Recording, Store, Stream, Window, XRDataError, open_store, windows
 from xrdata.errors import NotFoundError, ValidationError
 from xrdata.model import EVENTS_SCHEMA
@@ -305,15 +306,53 @@ def test_deterministic_and_independent_of_block_size(store: Store) -> None:
     assert_windows_equal(first, list(windows(store, "u1", 1.5, 0.4, block_s=1e6, **kwargs)))
 
 
-def test_shared_step_grid_matches_per_window_pooling(store: Store) -> None:
-    # With 7 steps per 1 s window, hop 1 s is a whole number of steps (shared-grid path) and hop 0.5 s is
-    # not (per-window path); the windows both produce must be identical.
+def test_memory_bounds_do_not_change_results(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    t = np.sort(rng.integers(0, 8 * S, 5000)).astype(np.int64)
+    values = rng.normal(size=(5000, 3))
+    values[rng.random(5000) < 0.2, 1] = np.nan
+    frames = rng.integers(0, 3, size=(240, 2, 3)).astype(np.uint16)  # many invalid (0) pixels
+    write(store, "u1", "s1", [eeg(t, values, None, name="irr"), depth(regular(240, 30.0), frames)])
+    kwargs: dict[str, Any] = {"steps": {"irr": 9, "depth": 20}}
+    reference = list(windows(store, "u1", 2.0, 0.7, **kwargs))
+    monkeypatch.setattr(xrdata.windows, "_POOL_BUDGET", 64)  # pool a few samples per pass
+    monkeypatch.setattr(xrdata.windows, "_BLOCK_OUTPUT_BYTES", 1)  # one window per block
+    assert_windows_equal(reference, list(windows(store, "u1", 2.0, 0.7, **kwargs)))
+
+
+@pytest.mark.parametrize("n_steps", [7, 8])  # step width 1/7 s (not whole ns) and 125 ms
+def test_shared_step_grid_matches_per_window_pooling(store: Store, n_steps: int) -> None:
+    # Hop 1 s is a whole number of steps (shared-grid path), hop 0.3 s is not (per-window path): the
+    # windows both produce (those starting at whole multiples of 3 s) must be identical.
     rng = np.random.default_rng(3)
     t = np.sort(rng.integers(0, 10 * S, 2000)).astype(np.int64)
     write(store, "u1", "s1", [eeg(t, rng.normal(size=(2000, 2)), None)])
-    grid = list(windows(store, "u1", 1.0, 1.0, steps=7, method="mean"))
-    per_window = list(windows(store, "u1", 1.0, 0.5, steps=7, method="mean"))
-    assert_windows_equal(grid, [w for w in per_window if (w.start_ns - grid[0].start_ns) % S == 0])
+    t0 = int(t[0])
+    grid = list(windows(store, "u1", 1.0, 1.0, steps=n_steps, method="mean"))
+    per_window = list(windows(store, "u1", 1.0, 0.3, steps=n_steps, method="mean"))
+    common = {w.start_ns for w in grid} & {w.start_ns for w in per_window}
+    assert {s - t0 for s in common} == {0, 3 * S, 6 * S, 9 * S}
+    assert_windows_equal(
+        [w for w in grid if w.start_ns in common], [w for w in per_window if w.start_ns in common]
+    )
+
+
+def test_windows_do_not_share_memory(store: Store) -> None:
+    write(store, "u1", "s1", [eeg(regular(300, 100.0), np.arange(300.0), 100.0)])
+    w0, w1, w2 = windows(store, "u1", 2.0, 1.0)
+    w0.data["eeg"][:] = -1.0  # a consumer normalising in place must not corrupt the next window
+    assert w1.data["eeg"][0, 0] == 100.0 and w1.data["eeg"].flags.writeable
+    assert not np.shares_memory(w1.data["eeg"], w2.data["eeg"])
+
+
+def test_empty_stream_in_a_session(store: Store) -> None:
+    empty = eeg(np.zeros(0, dtype=np.int64), np.zeros((0, 2)), 100.0, name="empty")
+    write(store, "u1", "s1", [empty, gaze(regular(400, 200.0))])
+    ws = list(windows(store, "u1", 1.0, 1.0))
+    assert len(ws) == 2
+    assert all(w.data["empty"].shape == (100, 2) and not w.present("empty") for w in ws)
+    ws = list(windows(store, "u1", 1.0, 1.0, ["empty"]))
+    assert ws == []  # no sample of a requested stream: no windows
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

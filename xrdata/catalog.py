@@ -107,6 +107,15 @@ def encode_partition(df: pl.DataFrame, sessions: list[str]) -> bytes:
     return buf.getvalue()
 
 
+def partition_sessions(payload: bytes) -> list[str] | None:
+    """The sessions a partition covers, from its footer only; None if the file is unreadable."""
+    try:
+        meta = pq.read_schema(pa.BufferReader(payload)).metadata or {}
+        return [str(s) for s in json.loads(meta[SESSIONS_KEY])]
+    except (KeyError, ValueError, OSError, pa.ArrowException):
+        return None
+
+
 def decode_partition(payload: bytes, user: str) -> tuple[pl.DataFrame, list[str]] | None:
     """Rows and covered sessions of a partition file, or None if it is unreadable (then it is rebuilt)."""
     try:

@@ -96,7 +96,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     store = open_store(args.store, mode="r+" if args.rebuild else "r")
     if args.rebuild:
-        store.rebuild_catalog()
+        store.rebuild_catalog(progress=not args.json)
     lf = store.catalog()
     for flt in args.where or []:
         col, _, value = flt.partition("=")

@@ -472,40 +472,51 @@ class Store:
         Partitions left stale by a crash (a session committed but its row not yet written) are detected
         and recomputed; in a writable store they are also repaired on disk when no writer holds the user.
         """
-        frames = []
-        stale = False
-        for user in self.users():
-            part = self._partition(user)
-            if part is not None and self._partition_fresh(user, part[1]):
-                frames.append(part[0])
-                continue
-            stale = True
-            df, covered = self._user_rows(user)
-            frames.append(df)
-            if self.mode != "r":
-                self._try_repair(user, df, covered)
-        if frames and not stale and self._b.local:
-            return pl.scan_parquet(
+        users = self.users()
+        stale: dict[str, pl.DataFrame] = {}
+        for user in users:
+            raw = self._b.read_bytes(self._catalog_path(user))
+            covered = None if raw is None else cat.partition_sessions(raw)
+            if covered is None or not self._partition_fresh(user, covered):
+                stale[user] = self._repair(user)
+        if self._b.local and len(stale) < len(users):
+            fresh = pl.scan_parquet(
                 f"{self._b.root}/catalog/user=*/part-0.parquet", hive_partitioning=True,
-                hive_schema={"user": pl.String()}, schema={k: v for k, v in cat.CATALOG_SCHEMA.items() if k != "user"},
-            ).select(list(cat.CATALOG_SCHEMA)).filter(pl.col("user").is_in(self.users()))
+                hive_schema={"user": pl.String()},
+                schema={k: v for k, v in cat.CATALOG_SCHEMA.items() if k != "user"},
+            ).select(list(cat.CATALOG_SCHEMA))
+            fresh = fresh.filter(pl.col("user").is_in([u for u in users if u not in stale]))
+            return pl.concat([fresh, *(df.lazy() for df in stale.values())])
+        frames = []
+        for u in users:
+            part = None if u in stale else self._partition(u)
+            frames.append(stale[u] if u in stale else part[0] if part is not None else self._user_rows(u)[0])
         return (pl.concat(frames) if frames else cat.empty_catalog()).lazy()
 
-    def _try_repair(self, user: str, df: pl.DataFrame, covered: list[str]) -> None:
+    def _repair(self, user: str) -> pl.DataFrame:
+        """Recompute a stale partition; persist it when the store is writable and no writer holds the user
+        (an active writer rewrites the partition itself when it commits)."""
+        if self.mode == "r":
+            return self._user_rows(user)[0]
         lock = UserLock(self._b, user)
         try:
             lock.acquire()
         except XRDataError:
-            return  # a writer is active; it will rewrite the partition when it commits
+            return self._user_rows(user)[0]
         try:
+            df, covered = self._user_rows(user)
             self._b.write_atomic(self._catalog_path(user), cat.encode_partition(df, covered))
+            return df
         finally:
             lock.release()
 
-    def rebuild_catalog(self, users: Sequence[str] | None = None) -> None:
-        """Recompute the catalog partitions of ``users`` (default: all) from the arrays in the store."""
+    def rebuild_catalog(self, users: Sequence[str] | None = None, *, progress: bool = False) -> None:
+        """Recompute the catalog partitions of ``users`` (default: all) from the stored metadata."""
+        from tqdm import tqdm
+
         self._require_writable()
-        for user in self.users() if users is None else users:
+        todo = self.users() if users is None else list(users)
+        for user in tqdm(todo, desc="catalog", unit="user", disable=not progress or None):
             lock = self._lock(user)
             try:
                 df, covered = self._user_rows(user)

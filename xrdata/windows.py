@@ -58,6 +58,8 @@ Method = Literal["auto", "mean", "nearest"]
 _METHODS = ("auto", "mean", "nearest")
 #: Upper bound of the float64 scratch memory one pooling pass uses (bytes); larger blocks are split.
 _POOL_BUDGET = 32 << 20
+#: Upper bound of the float32 window data one block produces (bytes); blocks hold fewer windows beyond it.
+_BLOCK_OUTPUT_BYTES = 256 << 20
 _TASK_PREFIX = "task/"
 
 
@@ -152,7 +154,8 @@ def windows(
         sessions: session ids to walk, in this order (default: every session of the user, sorted).
         include_incomplete: also walk live or crashed sessions (up to their last flush).
         skip_empty: skip windows in which no stream has a single valid step.
-        block_s: seconds of windows read from the store at once (memory bound; never changes results).
+        block_s: seconds of windows read from the store at once (fewer when one block's output would pass
+            256 MiB); a memory bound that never changes the results.
         sample_shapes: sample shape per stream name, used for streams absent from a session (default:
             from the catalog, any user's session holding a stream of that name).
 
@@ -230,7 +233,10 @@ def _iter_windows(
     by_session: dict[str, dict[str, _SessionStream]], spans: dict[str, tuple[int, int]],
     length_ns: int, hop_ns: int, block_ns: int, skip_empty: bool,
 ) -> Iterator[Window]:
-    per_block = max(1, block_ns // hop_ns)
+    # Windows per store read: block_s worth, fewer when their float32 output would pass _BLOCK_OUTPUT_BYTES
+    # (large depth frames); the block size never changes the result.
+    window_bytes = sum(4 * spec.steps * math.prod(spec.sample_shape) for spec in specs.values())
+    per_block = max(1, min(block_ns // hop_ns, _BLOCK_OUTPUT_BYTES // max(1, window_bytes)))
     for session in walk:
         if session not in spans:
             continue  # no requested stream has a sample in this session
@@ -365,7 +371,7 @@ def _pool_mean(
     counts = hi - lo
     single = np.flatnonzero(counts == 1)
     if single.size:
-        vals = _as_float(x[lo[single]], invalid, np.float32)
+        vals = _as_float(x[lo[single]], invalid, np.float32, fresh=True)
         out[single] = vals
         ok[single] = ~np.isnan(vals).all(axis=1)
     multi = np.flatnonzero(counts > 1)
@@ -381,7 +387,7 @@ def _pool_mean(
         if np.array_equal(m_lo[a + 1 : b], m_hi[a : b - 1]):  # a contiguous run of samples: one slice
             xc = _as_float(x[m_lo[a] : m_hi[b - 1]], invalid, np.float64)
         else:
-            xc = _as_float(x[_ranges(m_lo[a:b], m_hi[a:b])], invalid, np.float64)
+            xc = _as_float(x[_ranges(m_lo[a:b], m_hi[a:b])], invalid, np.float64, fresh=True)
         valid = ~np.isnan(xc)
         xc[~valid] = 0.0
         offsets = cum[a:b] - cum[a]
@@ -394,11 +400,15 @@ def _pool_mean(
     return out, ok
 
 
-def _as_float(x: np.ndarray, invalid: float | None, dtype: type[np.floating[Any]]) -> np.ndarray:
-    """A fresh float copy of ``x`` with the invalid value (depth 0) replaced by NaN."""
-    out = np.array(x, dtype=dtype)
-    if invalid is not None:
-        out[x == invalid] = np.nan
+def _as_float(
+    x: np.ndarray, invalid: float | None, dtype: type[np.floating[Any]], *, fresh: bool = False
+) -> np.ndarray:
+    """``x`` as float with the invalid value (depth 0) replaced by NaN: a new array unless ``fresh`` says
+    that ``x`` is already a private copy (a fancy-indexing result) that may be reused."""
+    bad = None if invalid is None else x == invalid
+    out = x.astype(dtype, copy=not fresh)
+    if bad is not None:
+        out[bad] = np.nan
     return out
 
 
@@ -427,7 +437,7 @@ def _nearest_windows(
     pick = np.where(d_right < d_left, right, left)  # ties -> the earlier sample
     dist = np.minimum(d_left, d_right)
     ok = dist <= np.maximum(width, period_ns)
-    out[ok] = _as_float(x[good[pick[ok]]], invalid, np.float32)
+    out[ok] = _as_float(x[good[pick[ok]]], invalid, np.float32, fresh=True)
     return out, ok
 
 

@@ -1,0 +1,86 @@
+"""The xrdata command line: every verb, --help, --json, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xrdata
+from xrdata.cli import build_parser, main
+from xrdata.testing import example_recording
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    store = xrdata.open_store(tmp_path / "store")
+    for i, (user, session) in enumerate([("u1", "s1"), ("u1", "s2"), ("007", "s1")]):
+        store.write(example_recording(user, session, seconds=2.0, rng=np.random.default_rng(i)))
+    return tmp_path / "store"
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> object:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_every_verb_has_help() -> None:
+    parser = build_parser()
+    verbs = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"info", "validate", "catalog", "quickstart"} <= set(verbs)
+    for verb in verbs:
+        out = subprocess.run([sys.executable, "-m", "xrdata.cli", verb, "--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "usage: xrdata" in out.stdout, verb
+
+
+def test_info(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    info = _json(capsys, ["info", str(store_path), "--json"])
+    assert isinstance(info, dict)
+    assert info["users"] == 2 and info["sessions"] == 3 and info["incomplete_sessions"] == {}
+    assert {m["modality"] for m in info["modalities"]} >= {"gaze", "eeg"}
+    assert main(["info", str(store_path)]) == 0
+    assert "2 user(s), 3 session(s)" in capsys.readouterr().out
+
+
+def test_catalog_where_rebuild_and_json(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _json(capsys, ["catalog", str(store_path), "--json", "--where", "user=007"])
+    assert isinstance(rows, list) and rows and {r["user"] for r in rows} == {"007"}
+    (store_path / "catalog/user=u1/part-0.parquet").unlink()
+    rebuilt = _json(capsys, ["catalog", str(store_path), "--rebuild", "--json"])
+    assert isinstance(rebuilt, list) and {(r["user"], r["session"]) for r in rebuilt} == {
+        ("u1", "s1"), ("u1", "s2"), ("007", "s1")
+    }
+    assert main(["catalog", str(store_path), "--where", "nope=1"]) == 1
+    assert "unknown column 'nope'" in capsys.readouterr().err
+
+
+def test_validate_reports_and_exit_code(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = _json(capsys, ["validate", str(store_path), "--json"])
+    assert isinstance(report, dict) and report["sessions"] == 3 and report["errors"] == 0
+    # corrupt a stored unit behind the store's back: validate must flag it and exit 1
+    doc_path = next(store_path.glob("users/u1/s1/streams/*/zarr.json"))
+    doc = json.loads(doc_path.read_text())
+    doc["attributes"]["xrdata"]["units"] = ["furlong"] * len(doc["attributes"]["xrdata"]["units"])
+    doc_path.write_text(json.dumps(doc))
+    assert main(["validate", str(store_path), "--user", "u1", "--session", "s1"]) == 1
+    out = capsys.readouterr().out
+    assert "furlong" in out and "1 session(s) checked" in out
+
+
+def test_errors_are_one_line_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("xrdata: error: no xrdata store at") and "Traceback" not in err
+    assert main(["validate", str(tmp_path), "--session", "s1"]) == 2
+
+
+def test_quickstart_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = _json(capsys, ["quickstart", "--out", str(tmp_path / "qs"), "--users", "2", "--json"])
+    assert isinstance(report, dict)
+    assert report["users"] == 2 and report["sessions"] == 4 and report["violations"] == []
+    assert report["windows"] > 0
+    assert json.loads((tmp_path / "qs/report.json").read_text())["windows"] == report["windows"]
