@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-import xrdata.windows
+import xrdata.windowing as WINDOWS_MODULE
 from xrdata import Recording, Store, Stream, Window, XRDataError, open_store, windows
 from xrdata.errors import NotFoundError, ValidationError
 from xrdata.model import EVENTS_SCHEMA
@@ -315,8 +315,8 @@ def test_memory_bounds_do_not_change_results(store: Store, monkeypatch: pytest.M
     write(store, "u1", "s1", [eeg(t, values, None, name="irr"), depth(regular(240, 30.0), frames)])
     kwargs: dict[str, Any] = {"steps": {"irr": 9, "depth": 20}}
     reference = list(windows(store, "u1", 2.0, 0.7, **kwargs))
-    monkeypatch.setattr(xrdata.windows, "_POOL_BUDGET", 64)  # pool a few samples per pass
-    monkeypatch.setattr(xrdata.windows, "_BLOCK_OUTPUT_BYTES", 1)  # one window per block
+    monkeypatch.setattr(WINDOWS_MODULE, "_POOL_BUDGET", 64)  # pool a few samples per pass
+    monkeypatch.setattr(WINDOWS_MODULE, "_BLOCK_OUTPUT_BYTES", 1)  # one window per block
     assert_windows_equal(reference, list(windows(store, "u1", 2.0, 0.7, **kwargs)))
 
 

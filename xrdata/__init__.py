@@ -4,7 +4,7 @@ Public API::
 
     Stream, Recording          the data model (xrdata.model)
     open_store, Store          the per-user Zarr store with its Parquet catalog (xrdata.store)
-    windows, Window            time-aligned multi-modal windows for training (xrdata.windows)
+    windows, Window            time-aligned multi-modal windows for training (xrdata.windowing)
     validate, Violation        schema validation (xrdata.validation)
     XRDataError                base of every error raised on bad input (xrdata.errors)
 
@@ -16,7 +16,7 @@ from xrdata.errors import XRDataError
 from xrdata.model import Recording, Stream
 from xrdata.store import Store, open_store
 from xrdata.validation import Violation, validate
-from xrdata.windows import Window, windows
+from xrdata.windowing import Window, windows
 
 __version__ = "0.1.0"
 __all__ = [

@@ -19,7 +19,7 @@ import polars as pl
 from xrdata.store import open_store
 from xrdata.testing import example_recording
 from xrdata.validation import validate
-from xrdata.windows import windows
+from xrdata.windowing import windows
 
 
 def run(out: Path, *, users: int = 4, sessions: int = 2, seconds: float = 20.0, seed: int = 0,

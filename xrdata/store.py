@@ -466,13 +466,15 @@ class Store:
         ends = np.asarray(zarr.open_array(self._zstore, path=f"{base}/time", mode="r")[[0, n - 1]])
         return int(ends[0]), int(ends[1])
 
-    def catalog(self) -> pl.LazyFrame:
-        """A lazy polars frame with one row per (user, session, stream); see ``xrdata.catalog.CATALOG_SCHEMA``.
+    def catalog(self, users: Sequence[str] | None = None) -> pl.LazyFrame:
+        """A lazy polars frame with one row per (user, session, stream) of ``users`` (default: all);
+        see ``xrdata.catalog.CATALOG_SCHEMA``. Only the partitions of ``users`` are opened.
 
         Partitions left stale by a crash (a session committed but its row not yet written) are detected
         and recomputed; in a writable store they are also repaired on disk when no writer holds the user.
         """
-        users = self.users()
+        present = self.users()
+        users = present if users is None else [u for u in users if u in present]
         stale: dict[str, pl.DataFrame] = {}
         for user in users:
             raw = self._b.read_bytes(self._catalog_path(user))
@@ -481,11 +483,10 @@ class Store:
                 stale[user] = self._repair(user)
         if self._b.local and len(stale) < len(users):
             fresh = pl.scan_parquet(
-                f"{self._b.root}/catalog/user=*/part-0.parquet", hive_partitioning=True,
+                [self._b.path(self._catalog_path(u)) for u in users if u not in stale], hive_partitioning=True,
                 hive_schema={"user": pl.String()},
                 schema={k: v for k, v in cat.CATALOG_SCHEMA.items() if k != "user"},
             ).select(list(cat.CATALOG_SCHEMA))
-            fresh = fresh.filter(pl.col("user").is_in([u for u in users if u not in stale]))
             return pl.concat([fresh, *(df.lazy() for df in stale.values())])
         frames = []
         for u in users:

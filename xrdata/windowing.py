@@ -16,24 +16,25 @@ Resampling of one stream into one step (``method``):
 
 ``"mean"``
     The average of the valid samples whose time falls in the step, per value (NaN values are ignored value
-    by value). A sample whose values are all NaN is invalid; for depth (and any modality whose schema has an
-    ``invalid_value``) integer pixels equal to the invalid value (0 for uint16 depth) become NaN first.
+    by value). A sample whose values are all NaN is invalid; values equal to the schema's
+    ``missing.invalid_value`` (0 for depth pixels, whatever the dtype) become NaN first.
     The step is valid iff at least one valid sample falls in it.
 ``"nearest"``
     The valid sample nearest to the step centre ``s_w + (floor(kL/S) + floor((k+1)L/S)) / 2``, if it lies
-    within ``max(d / 2, nominal period / 2)`` of the centre (ties: the earlier sample), else the step is
-    masked. The nearest sample may lie just outside the window when the stream is slower than the grid.
+    within ``max(d / 2, nominal period / 2)`` of the centre (``d / 2`` for irregular streams; ties: the
+    earlier sample), else the step is masked. Invalid (all-NaN) samples are never picked. The nearest sample
+    may lie just outside the window when the stream is slower than the grid.
 ``"auto"`` (default)
-    ``"mean"`` when the stream's rate (nominal, else the catalog's effective rate) is at least
-    ``steps / length_s`` (downsampling or equal rate), ``"nearest"`` otherwise (upsampling).
+    ``"mean"`` when the stream's rate in that session (nominal, else the catalog's effective rate) is at
+    least ``steps / length_s`` (downsampling or equal rate), ``"nearest"`` otherwise (upsampling).
 
 Missing data is never filled nor held: a masked step is NaN everywhere and its mask is False.
 
 Sessions are read lazily, ``block_s`` seconds of windows at a time (plus one window length and the nearest
 tolerance of overlap) with ``Store.read(..., start_ns, stop_ns)``, so memory stays bounded on long sessions;
 the block size never changes the result. Pooling is vectorised (``np.add.reduceat`` over contiguous runs of
-samples, float64 accumulation in time order), and when the hop is a whole number of steps each sample is
-pooled once per block and the windows are sliced from the shared step grid.
+samples, float64 accumulation in time order), and when the hop is a whole number of steps (and at most
+the length) each sample is pooled once per block and the windows are sliced from the shared step grid.
 """
 
 from __future__ import annotations
@@ -188,8 +189,8 @@ def windows(
             raise NotFoundError(f"user {user!r} has no session(s) {missing} in store {st.url}{hint}")
 
     own = (
-        st.catalog()
-        .filter((pl.col("user") == user) & pl.col("session").is_in(visible))
+        st.catalog([user])
+        .filter(pl.col("session").is_in(visible))
         .select("session", "stream", "modality", "n_samples", "start_ns", "stop_ns", "nominal_rate_hz",
                 "effective_rate_hz", "sample_shape")
         .collect()
