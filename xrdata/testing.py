@@ -7,6 +7,8 @@
   irregular and duplicate timestamps, NaNs, several streams of one modality, int and float dtypes,
   multi-dimensional samples, metadata and events. ``hypothesis`` is imported only when they are called.
 - :func:`assert_recording_equal` / :func:`assert_stream_equal`: bit-for-bit comparison for round trips.
+- :func:`corruptions` / :func:`corrupt` / :func:`check_reader_contract`: the loaders' error contract under
+  truncated and corrupted input (a Recording or an XRDataError naming the file; no hang, bounded memory).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ __all__ = [
     "ID_ALPHABET",
     "assert_recording_equal",
     "assert_stream_equal",
+    "check_reader_contract",
+    "corrupt",
+    "corruptions",
     "example_recording",
     "example_stream",
     "recordings",
@@ -671,3 +676,72 @@ def assert_recording_equal(a: Recording, b: Recording) -> None:
             problems.append(str(exc).replace("\n", "\n  "))
     if problems:
         raise AssertionError(f"{label} differs:\n  " + "\n  ".join(problems))
+
+
+# --------------------------------------------------------------------------- loader error contract
+
+#: A reader that takes longer than this on a corrupted input counts as hanging (seconds).
+READER_HANG_S = 20
+#: Peak memory may grow at most this much while reading one corrupted input (bytes).
+READER_MEMORY_BUDGET = 1 << 30
+
+
+def corruptions(size: int) -> SearchStrategy[tuple[list[tuple[int, int]], int]]:
+    """Hypothesis strategy: ``(overwrites, cut)`` for a file of ``size`` bytes: byte overwrites
+    ``(offset, value)`` and a truncation length (``size`` = no truncation)."""
+    from hypothesis import strategies as st
+
+    offsets = st.integers(0, max(0, size - 1))
+    return st.one_of(
+        st.tuples(st.just([]), offsets),
+        st.tuples(st.lists(st.tuples(offsets, st.integers(0, 255)), min_size=1, max_size=8), st.just(size)),
+        st.tuples(st.lists(st.tuples(offsets, st.integers(0, 255)), min_size=1, max_size=8), offsets),
+    )
+
+
+def corrupt(payload: bytes, spec: tuple[list[tuple[int, int]], int]) -> bytes:
+    """Apply a :func:`corruptions` example to ``payload``."""
+    flips, cut = spec
+    data = bytearray(payload)
+    for offset, value in flips:
+        if offset < len(data):
+            data[offset] = value
+    return bytes(data[:cut])
+
+
+def check_reader_contract(read: Any, path: Any, **options: Any) -> Recording | None:
+    """Call ``read(path, **options)``: it must return a Recording or raise an XRDataError whose message
+    names the file, within :data:`READER_HANG_S` and :data:`READER_MEMORY_BUDGET` (POSIX only).
+
+    Returns the recording, or None when the reader refused the input properly.
+    """
+    import resource
+    import signal
+    from pathlib import Path
+
+    from xrdata.errors import XRDataError
+
+    path = Path(path)
+
+    def alarm(signum: int, frame: object) -> None:
+        raise TimeoutError
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(READER_HANG_S)
+    try:
+        rec = read(path, **options)
+    except XRDataError as exc:
+        assert path.name in str(exc), f"the error does not name the file {path.name}: {exc}"
+        return None
+    except TimeoutError:
+        raise AssertionError(f"reader hung for > {READER_HANG_S} s on {path}") from None
+    except Exception as exc:
+        raise AssertionError(f"reader raised {type(exc).__name__} instead of an XRDataError on {path}: {exc}") from exc
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    assert grown < READER_MEMORY_BUDGET, f"reading {path} grew peak memory by {grown / 2**20:.0f} MiB"
+    assert isinstance(rec, Recording), f"reader returned {type(rec).__name__}, not a Recording"
+    return rec
