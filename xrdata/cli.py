@@ -114,6 +114,48 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from xrdata.loaders.ingest import ingest
+    from xrdata.store import open_store
+
+    starts = {}
+    for item in args.start or []:
+        name, sep, seconds = item.rpartition("=")
+        try:
+            starts[name] = float(seconds)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise XRDataError(f"--start {item!r}: expected FILE=SECONDS, e.g. --start audio.wav=12.5")
+    options: dict[str, Any] = {}
+    if args.mapping:
+        options["mapping"] = args.mapping
+    store = open_store(args.store, mode="a")
+    bar = tqdm(total=len(args.paths), desc="ingest", unit="file", disable=args.json or None, file=sys.stderr)
+
+    def advance(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update()
+
+    try:
+        result = ingest(args.paths, store, args.user, session=args.session, starts_s=starts, progress=advance,
+                        **options)
+    finally:
+        bar.close()
+    summary = {"user": result.user, "session": result.session, "streams": result.streams,
+               "skipped": result.skipped}
+    if args.json:
+        _print_json(summary)
+    else:
+        for path, session in result.skipped.items():
+            print(f"{path}: already ingested as {result.user}/{session}, skipped")
+        if result.session:
+            print(f"wrote {result.user}/{result.session}: {', '.join(result.streams) or 'no streams'}")
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from xrdata.quickstart import run
 
@@ -148,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=40, help="rows shown in the table (default 40)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("ingest", help="read recording files into a store (several files = one session)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="recording files or folders of one session")
+    p.add_argument("--store", required=True, help="store path or fsspec URL (created if missing)")
+    p.add_argument("--user", required=True, help="user id ([A-Za-z0-9_-]{1,64})")
+    p.add_argument("--session", help="session id (default: from the first file name)")
+    p.add_argument("--mapping", help="mapping file (or shipped mapping name) for tabular logs and XDF streams")
+    p.add_argument("--start", action="append", metavar="FILE=SECONDS",
+                   help="start of FILE on the session clock, for files without absolute time (repeatable)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("quickstart", help="build a small demo store end to end and summarise it")
     p.add_argument("--out", default="xrdata-quickstart", help="output folder (default ./xrdata-quickstart)")
