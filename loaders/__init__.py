@@ -11,11 +11,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from xrdata.loaders._registry import READERS, ReaderInfo, default_session_id, read
+from xrdata.loaders._registry import READERS, ReaderInfo, default_session_id, read, resolve
 
 # Every public module of this package defines readers; importing it registers them for read().
 for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["READERS", "ReaderInfo", "default_session_id", "read"]
+__all__ = ["READERS", "ReaderInfo", "default_session_id", "read", "resolve"]

@@ -50,8 +50,8 @@ def reader(
     def wrap(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
         def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-            path = args[0] if args else kwargs.get("path")
-            if path is None or not os.path.exists(os.fspath(path)):  # type: ignore[arg-type]
+            path: Any = args[0] if args else kwargs.get("path")
+            if not isinstance(path, str | os.PathLike) or not os.path.exists(path):
                 raise LoaderError(f"{path}: no such file or folder")
             try:
                 return func(*args, **kwargs)
@@ -69,11 +69,8 @@ def reader(
     return wrap
 
 
-def read(path: PathLike, **options: Any) -> Recording:
-    """Read any supported recording, choosing the reader by suffix or, for folders, by content.
-
-    ``options`` are passed to the reader (``user_id``, ``session_id`` and format-specific ones).
-    """
+def resolve(path: PathLike) -> ReaderInfo:
+    """The reader :func:`read` would use for ``path`` (by suffix, then content for ties and folders)."""
     p = Path(path)
     if not p.exists():
         raise LoaderError(f"{p}: no such file or folder")
@@ -87,4 +84,12 @@ def read(path: PathLike, **options: Any) -> Recording:
     if not matches:
         known = ", ".join(f"{r.name} ({' '.join(r.suffixes) or 'folder'})" for r in READERS.values())
         raise LoaderError(f"{p}: no reader recognises this file; readers: {known}")
-    return matches[0].func(p, **options)
+    return matches[0]
+
+
+def read(path: PathLike, **options: Any) -> Recording:
+    """Read any supported recording, choosing the reader by suffix or, for folders, by content.
+
+    ``options`` are passed to the reader (``user_id``, ``session_id`` and format-specific ones).
+    """
+    return resolve(path).func(Path(path), **options)

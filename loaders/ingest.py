@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from xrdata.errors import LoaderError
-from xrdata.loaders._registry import READERS, PathLike, default_session_id, read
+from xrdata.loaders._registry import PathLike, default_session_id, read, resolve
 from xrdata.model import Recording, Stream, check_id
 from xrdata.store import Store
 
@@ -59,11 +59,7 @@ def _ingested_hashes(store: Store, user: str) -> dict[str, str]:
 
 def _reader_options(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
     """The subset of ``options`` the reader of ``path`` accepts (e.g. ``mapping`` only for tabular/XDF)."""
-    name = path.name.lower()
-    info = next((r for r in READERS.values() if any(name.endswith(s) for s in r.suffixes)), None)
-    if info is None:
-        return dict(options)
-    params = inspect.signature(info.func).parameters
+    params = inspect.signature(resolve(path).func).parameters
     return {k: v for k, v in options.items() if k in params}
 
 

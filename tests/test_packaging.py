@@ -99,4 +99,5 @@ def test_wheel_contains_every_package_and_data(tmp_path: Path) -> None:
     assert "xrdata/py.typed" in names
     schemas = {n for n in names if n.startswith("xrdata/schemas/") and n.endswith(".json")}
     assert len(schemas) >= 8, schemas
+    assert any(n.startswith("xrdata/loaders/mappings/") and n.endswith(".json") for n in names)
     assert not any("/tests/" in n or n.startswith("tests/") for n in names)
