@@ -4,6 +4,7 @@ inside the subcommand that needs it, so ``import xrdata`` stays light."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -156,6 +157,38 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from xrdata.loaders.lsl import record
+    from xrdata.store import open_store
+
+    selectors = [s.strip() for item in args.streams or [] for s in item.split(",") if s.strip()] or None
+    mapping = None
+    if args.mapping:
+        try:
+            mapping = json.loads(Path(args.mapping).read_text())
+        except (OSError, ValueError) as exc:
+            raise XRDataError(f"--mapping {args.mapping}: cannot read it as JSON: {exc}") from exc
+
+    def status(elapsed_s: float, samples: dict[str, int]) -> None:
+        if not args.json:
+            counts = ", ".join(f"{k} {v}" for k, v in samples.items())
+            print(f"\r{elapsed_s:7.1f} s  {counts}", end="", file=sys.stderr, flush=True)
+
+    result = record(
+        open_store(args.store, mode="a"), args.user, session=args.session, streams=selectors,
+        duration_s=args.duration, flush_interval_s=args.flush_interval, resolve_timeout_s=args.resolve_timeout,
+        mapping=mapping, progress=status,
+    )
+    if not args.json:
+        print(file=sys.stderr)
+    if args.json:
+        _print_json(dataclasses.asdict(result))
+    else:
+        counts = ", ".join(f"{k}: {v}" for k, v in result.samples.items())
+        print(f"recorded {result.user}/{result.session} ({result.stopped_by}): {counts}")
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from xrdata.quickstart import run
 
@@ -201,6 +234,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start of FILE on the session clock, for files without absolute time (repeatable)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("record", help="record live LSL streams into a store (Ctrl-C stops and commits)")
+    p.add_argument("--store", required=True, help="store path or fsspec URL (created if missing)")
+    p.add_argument("--user", required=True, help="user id ([A-Za-z0-9_-]{1,64})")
+    p.add_argument("--session", help="session id (default: from the start time)")
+    p.add_argument("--streams", action="append", metavar="SELECTOR[,SELECTOR]",
+                   help="LSL streams to record, e.g. type=EEG,type=Gaze or name=MyStream (default: all)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--flush-interval", type=float, default=2.0, help="seconds between flushes (default 2)")
+    p.add_argument("--resolve-timeout", type=float, default=5.0, help="seconds to look for streams (default 5)")
+    p.add_argument("--mapping", help="JSON mapping of stream names/types to modalities and channels")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("quickstart", help="build a small demo store end to end and summarise it")
     p.add_argument("--out", default="xrdata-quickstart", help="output folder (default ./xrdata-quickstart)")
