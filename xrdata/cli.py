@@ -189,6 +189,20 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_bids(args: argparse.Namespace) -> int:
+    from xrdata.loaders.bids import export_bids
+    from xrdata.store import open_store
+
+    result = export_bids(open_store(args.store, mode="r"), args.out, users=args.user, overwrite=args.overwrite)
+    if args.json:
+        _print_json(dataclasses.asdict(result))
+    else:
+        for user, session, stream, reason in result.skipped:
+            print(f"skipped {user}/{session}/{stream}: {reason}")
+        print(f"wrote {len(result.files)} files of a BIDS dataset to {result.root}")
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from xrdata.quickstart import run
 
@@ -247,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", help="JSON mapping of stream names/types to modalities and channels")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("export-bids", help="export a store's users and sessions to a BIDS dataset")
+    p.add_argument("store", help="store path or fsspec URL")
+    p.add_argument("out", help="output folder of the BIDS dataset")
+    p.add_argument("--user", action="append", help="only this user (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_export_bids)
 
     p = sub.add_parser("quickstart", help="build a small demo store end to end and summarise it")
     p.add_argument("--out", default="xrdata-quickstart", help="output folder (default ./xrdata-quickstart)")
