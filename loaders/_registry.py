@@ -31,6 +31,7 @@ class ReaderInfo:
     suffixes: tuple[str, ...]  # lower-case file suffixes, e.g. (".xdf", ".xdfz")
     sniff: Callable[[Path], bool] | None  # content check for paths the suffix does not decide (folders...)
     description: str
+    fallback: bool = False  # a generic reader (e.g. mapping-driven tables): chosen only if no specific one fits
 
 
 READERS: dict[str, ReaderInfo] = {}
@@ -43,7 +44,8 @@ def default_session_id(path: PathLike) -> str:
 
 
 def reader(
-    name: str, suffixes: tuple[str, ...] = (), *, sniff: Callable[[Path], bool] | None = None, description: str = ""
+    name: str, suffixes: tuple[str, ...] = (), *, sniff: Callable[[Path], bool] | None = None, description: str = "",
+    fallback: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Register a reader and make it keep the error contract (only XRDataError escapes, naming the file)."""
 
@@ -63,7 +65,7 @@ def reader(
                 raise LoaderError(f"{path}: cannot read as {name}: {type(exc).__name__}: {exc}") from exc
 
         READERS[name] = ReaderInfo(name, checked, tuple(s.lower() for s in suffixes), sniff,
-                                   description or (func.__doc__ or "").strip().splitlines()[0])
+                                   description or (func.__doc__ or "").strip().splitlines()[0], fallback)
         return checked
 
     return wrap
@@ -78,7 +80,7 @@ def resolve(path: PathLike) -> ReaderInfo:
     matches = [r for r in READERS.values() if any(name.endswith(s) for s in r.suffixes)]
     if len(matches) > 1:
         sniffed = [r for r in matches if r.sniff is not None and r.sniff(p)]
-        matches = sniffed or matches[:1]
+        matches = sorted(sniffed or matches[:1], key=lambda r: r.fallback)  # specific readers before generic
     if not matches:
         matches = [r for r in READERS.values() if r.sniff is not None and r.sniff(p)][:1]
     if not matches:

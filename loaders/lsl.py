@@ -248,7 +248,7 @@ def _capture(
             for src in initial:
                 _register(w, src, sources, result)
             t0 = time.monotonic()
-            last_scan = last_flush = t0
+            last_scan = last_flush = last_progress = t0
             try:
                 while True:
                     if interrupted.is_set():
@@ -268,8 +268,9 @@ def _capture(
                             for info in r.results():
                                 _attach(pylsl, w, info, sources, taken, skipped, mapping, resolve_timeout_s,
                                         result)
-                        if progress is not None:
-                            progress(now - t0, dict(result.samples))
+                    if progress is not None and now - last_progress >= 0.25:
+                        last_progress = now
+                        progress(now - t0, dict(result.samples))
                     if now - last_flush >= flush_interval_s:
                         last_flush = now
                         w.flush()
@@ -281,6 +282,8 @@ def _capture(
                 while _pull(w, src, as_numpy, taken, result):
                     pass
             result.duration_s = time.monotonic() - t0
+            if progress is not None:
+                progress(result.duration_s, dict(result.samples))
             for src in sources.values():
                 # the writer stores each stream's template meta at commit: add what the capture counted
                 for tpl in src.templates.values():

@@ -709,6 +709,7 @@ def _sniff(path: Path) -> bool:
 @reader(
     "table", (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".txt"), sniff=_sniff,
     description="CSV/TSV/JSON-lines logs (Unity, OpenXR, Quest...) through a declarative column mapping",
+    fallback=True,
 )
 def read_table(
     path: PathLike,

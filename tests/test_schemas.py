@@ -8,9 +8,9 @@ from importlib import resources
 
 import numpy as np
 import pytest
-from xrdata.schemas import MODALITIES, STREAM_MODALITIES, load, version
 
 from xrdata.model import EVENTS_SCHEMA
+from xrdata.schemas import MODALITIES, STREAM_MODALITIES, load, version
 
 STREAM_KEYS = {
     "modality",

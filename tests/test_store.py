@@ -233,6 +233,44 @@ def test_catalog_rows_and_string_user_ids(tmp_path: Path) -> None:
     assert lazy.collect().to_dicts() == [{"user": "007", "n_samples": 100}]
 
 
+HAND_CHANNELS = ["px", "py", "pz", "qx", "qy", "qz", "qw", "radius", "confidence"]
+HAND_UNITS = ["m", "m", "m", "1", "1", "1", "1", "m", "1"]
+
+
+def _hands_with_untracked_samples() -> xrdata.Stream:
+    """10 samples at 10 Hz: 3 and 7 untracked (NaN, confidence 0), 5 with only the right hand tracked."""
+    d = np.zeros((10, 2, 26, 9), np.float32)
+    d[..., 6] = 1.0  # identity quaternions
+    d[..., 7] = 0.01  # radius
+    d[..., 8] = 0.9  # confidence
+    for i in (3, 7):
+        d[i] = np.nan
+        d[i, ..., 8] = 0.0
+    d[5, 0] = np.nan
+    d[5, 0, :, 8] = 0.0
+    t = np.arange(10, dtype=np.int64) * 100_000_000
+    return xrdata.Stream("hands", "hand", t, d, HAND_CHANNELS, HAND_UNITS, 10.0)
+
+
+def test_catalog_counts_untracked_hands_as_missing(tmp_path: Path) -> None:
+    store = xrdata.open_store(tmp_path)
+    s = _hands_with_untracked_samples()
+    store.write(xrdata.Recording("u1", "s1", [s]))
+    row = store.catalog().collect().row(0, named=True)
+    assert row["n_samples"] == 10 and row["missing_frac"] == pytest.approx(2 / 10)
+    # the live writer counts flush by flush with the same rule
+    with store.writer("u1", "live", flush_interval_s=1e9) as w:
+        w.add_stream(xrdata.Stream(s.name, s.modality, s.time_ns[:0], s.data[:0], s.channels, s.units, s.rate_hz))
+        for a, b in ((0, 4), (4, 6), (6, 10)):
+            w.append(s.name, s.time_ns[a:b], s.data[a:b])
+            w.flush()
+    cat = store.catalog().collect().sort("session")
+    assert cat["session"].to_list() == ["live", "s1"]
+    assert cat["missing_frac"].to_list() == pytest.approx([0.2, 0.2])
+    store.rebuild_catalog()
+    assert store.catalog().collect().sort("session")["missing_frac"].to_list() == pytest.approx([0.2, 0.2])
+
+
 def test_catalog_rebuild_matches_incremental_and_repairs_staleness(tmp_path: Path) -> None:
     store = xrdata.open_store(tmp_path)
     for i in range(3):

@@ -8,10 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given
-from xrdata.schemas import STREAM_MODALITIES, load
+from hypothesis import strategies as hs
 
+import xrdata.validation as VALIDATION_MODULE
 from xrdata.errors import SchemaError, ValidationError
 from xrdata.model import Recording, Stream
+from xrdata.schemas import STREAM_MODALITIES, load
 from xrdata.testing import (
     assert_recording_equal,
     assert_stream_equal,
@@ -26,6 +28,7 @@ from xrdata.validation import (
     format_violations,
     missing_value,
     sample_shape_for,
+    sample_validity,
     validate,
 )
 
@@ -381,6 +384,151 @@ def test_sample_shape_for() -> None:
     assert sample_shape_for("depth", 1) is None
     with pytest.raises(ValidationError):
         sample_shape_for("events", 1)
+
+
+# ------------------------------------------------------------------------------------- sample validity
+
+GAZE_CHANNELS = [c["name"] for c in load("gaze")["channels"]["canonical"]]
+HAND_CHANNELS = ["px", "py", "pz", "qx", "qy", "qz", "qw", "radius", "confidence"]
+
+
+def test_flag_channels_in_the_schemas() -> None:
+    def flags(modality: str) -> set[str]:
+        return {c["name"] for c in load(modality)["channels"].get("canonical", []) if c.get("flag")}
+
+    assert flags("gaze") == {"left_valid", "right_valid", "combined_valid", "confidence"}
+    assert flags("hand") == {"confidence"}
+    for modality in ("audio", "depth", "motion", "eeg", "other"):
+        assert flags(modality) == set()
+    for modality in STREAM_MODALITIES:
+        assert "missing" in load(modality)["missing"]["description"], modality
+
+
+def test_sample_validity_gaze_flags_never_make_a_sample_valid() -> None:
+    d = np.full((5, len(GAZE_CHANNELS)), np.nan, dtype=np.float32)
+    col = {c: k for k, c in enumerate(GAZE_CHANNELS)}
+    flags = [col[c] for c in ("left_valid", "right_valid", "combined_valid", "confidence")]
+    d[0] = 0.5  # every channel present
+    d[1, flags] = 1.0  # flags say valid, every data channel NaN: missing
+    d[2, flags] = 0.0  # both eyes lost: missing
+    d[3, col["right_pupil_diameter"]] = 3.0  # one data value is enough
+    d[3, flags] = 0.0
+    # sample 4: all NaN, flags included
+    assert sample_validity("gaze", GAZE_CHANNELS, d).tolist() == [True, False, False, True, False]
+    # any channel order, float64 too
+    order = np.random.default_rng(0).permutation(len(GAZE_CHANNELS))
+    got = sample_validity("gaze", [GAZE_CHANNELS[k] for k in order], d[:, order].astype(np.float64))
+    assert got.tolist() == [True, False, False, True, False]
+    # a stream of flag channels only holds no data
+    only_flags = np.ones((3, 2), np.float32)
+    assert sample_validity("gaze", ["confidence", "left_valid"], only_flags).tolist() == [False] * 3
+    assert sample_validity("gaze", ["left_pupil_diameter"], np.array([[3.0], [np.nan]])).tolist() == [True, False]
+
+
+def test_sample_validity_hand_untracked_is_missing() -> None:
+    d = np.zeros((4, 2, 26, 9), dtype=np.float32)
+    d[..., 8] = 0.8
+    d[1] = np.nan  # both hands untracked: NaN except confidence 0
+    d[1, ..., 8] = 0.0
+    d[2, 0] = np.nan  # left hand untracked only
+    d[2, 0, :, 8] = 0.0
+    d[3, :, [0, 2, 6, 11, 16, 21]] = np.nan  # a 21-landmark source: palm and metacarpals NaN
+    assert sample_validity("hand", HAND_CHANNELS, d).tolist() == [True, False, True, True]
+    assert sample_validity("hand", ["confidence"], d[..., 8:]).tolist() == [False] * 4
+    assert sample_validity("hand", ["px", "py", "pz"], d[..., :3]).tolist() == [True, False, True, True]
+
+
+def test_sample_validity_depth_zero_frames() -> None:
+    frames = np.full((4, 3, 5), 1200, dtype=np.uint16)
+    frames[1] = 0  # an all-invalid frame
+    frames[2, :2] = 0  # partly invalid: still a frame
+    frames[3] = 0
+    frames[3, 2, 4] = 1
+    assert sample_validity("depth", ["depth"], frames).tolist() == [True, False, True, True]
+    metres = frames.astype(np.float32) / 1000
+    metres[2] = np.nan
+    metres[2, 0, 0] = 0.0  # NaN and 0 are both invalid pixels in float frames
+    assert sample_validity("depth", ["depth"], metres).tolist() == [True, False, False, True]
+
+
+def test_sample_validity_eeg_and_integer_other() -> None:
+    d = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    d[1] = np.nan
+    d[2, :2] = np.nan
+    assert sample_validity("eeg", ["Cz", "Pz", "Oz"], d).tolist() == [True, False, True, True]
+    assert sample_validity("audio", ["mono"], np.array([[0.0], [np.nan]], np.float32)).tolist() == [True, False]
+    ints = np.array([[0, -1], [0, 0], [7, 2]], dtype=np.int32)
+    assert sample_validity("other", ["a", "b"], ints).tolist() == [True, True, True]
+    # integer data that cannot mark missing samples is not even read: 10^10 values answered at once
+    huge = np.broadcast_to(np.int8(0), (1_000_000, 10_000))
+    valid = sample_validity("other", ["x"] * 10_000, huge)
+    assert valid.shape == (1_000_000,) and valid.all()
+    assert sample_validity("other", ["x"], np.array([[1.0], [np.nan]])).tolist() == [True, False]
+
+
+def test_sample_validity_edges_and_errors() -> None:
+    assert sample_validity("eeg", ["Cz"], np.empty((0, 1), np.float32)).shape == (0,)
+    assert sample_validity("eeg", [], np.empty((3, 0), np.float32)).tolist() == [False] * 3
+    with pytest.raises(ValidationError, match="channel axis"):
+        sample_validity("hand", HAND_CHANNELS[:3], np.zeros((2, 2, 26, 9), np.float32))
+    with pytest.raises(ValidationError, match="unknown stream modality"):
+        sample_validity("smell", ["x"], np.zeros((2, 1)))
+
+
+def _reference_validity(modality: str, channels: list[str], data: np.ndarray) -> np.ndarray:
+    """The rule, one sample at a time."""
+    flags = {c["name"] for c in load(modality)["channels"].get("canonical", []) if c.get("flag")}
+    invalid = load(modality)["missing"].get("invalid_value")
+    keep = [k for k, c in enumerate(channels) if c not in flags]
+    out = []
+    for sample in data:
+        values = sample[..., keep] if "channel" in load(modality)["sample_axes"] else sample
+        values = values.astype(np.float64).ravel()
+        good = ~np.isnan(values) & (values != invalid if invalid is not None else True)
+        out.append(bool(good.any()))
+    return np.array(out, dtype=bool)
+
+
+@given(
+    modality=hs.sampled_from(["gaze", "hand", "depth", "eeg"]),
+    n=hs.integers(0, 40),
+    nan_frac=hs.sampled_from([0.0, 0.5, 0.9, 1.0]),
+    seed=hs.integers(0, 2**32 - 1),
+    chunk=hs.sampled_from([1, 7, 64, 1 << 18]),
+)
+def test_sample_validity_matches_the_rule(modality: str, n: int, nan_frac: float, seed: int, chunk: int) -> None:
+    r = np.random.default_rng(seed)
+    if modality == "gaze":
+        channels = list(r.permutation(GAZE_CHANNELS)[: r.integers(1, len(GAZE_CHANNELS) + 1)])
+        shape: tuple[int, ...] = (n, len(channels))
+    elif modality == "hand":
+        channels = list(r.permutation(HAND_CHANNELS)[: r.integers(1, 10)])
+        shape = (n, 2, 26, len(channels))
+    elif modality == "depth":
+        channels, shape = ["depth"], (n, 3, 4)
+    else:
+        channels = ["Cz", "Pz"]
+        shape = (n, 2)
+    data = r.random(shape)
+    # whole samples (or single values) go missing; flags keep values
+    lost = r.random(n) < nan_frac
+    data[lost] = np.nan
+    data[r.random(shape) < nan_frac / 2] = np.nan
+    if modality == "depth":
+        data = np.where(np.isnan(data), 0, data * 5000).astype(np.uint16) if seed % 2 else data.astype(np.float32)
+    else:
+        for k, c in enumerate(channels):
+            if c in ("confidence", "left_valid", "right_valid", "combined_valid"):
+                data[..., k] = np.round(r.random(shape[:-1]))
+        data = data.astype(np.float32)
+    old = VALIDATION_MODULE._VALIDITY_CHUNK
+    VALIDATION_MODULE._VALIDITY_CHUNK = chunk
+    try:
+        got = sample_validity(modality, channels, data)
+    finally:
+        VALIDATION_MODULE._VALIDITY_CHUNK = old
+    assert got.dtype == bool and got.shape == (n,)
+    np.testing.assert_array_equal(got, _reference_validity(modality, channels, data))
 
 
 # ------------------------------------------------------------------------------------- recordings

@@ -159,6 +159,68 @@ def test_masks_are_false_over_gaps_and_all_nan_samples(store: Store) -> None:
     assert not up.mask["eeg"][(step_t > 695 * MS) & (step_t < 795 * MS)].any()
 
 
+HAND_CHANNELS = ["px", "py", "pz", "qx", "qy", "qz", "qw", "radius", "confidence"]
+
+
+def test_untracked_hand_gives_a_masked_step(store: Store) -> None:
+    # 10 Hz hands into 5 steps of 0.2 s (mean of two samples) and 10 steps (one sample each).
+    n = 10
+    d = np.zeros((n, 2, 26, 9), dtype=np.float32)
+    d[..., 0] = np.arange(n, dtype=np.float32)[:, None, None]  # px = sample index
+    d[..., 6] = 1.0
+    d[..., 7] = 0.01
+    d[..., 8] = 0.9
+    for i in (2, 3, 6):  # untracked: NaN everywhere except confidence, which is 0
+        d[i] = np.nan
+        d[i, ..., 8] = 0.0
+    s = Stream("hands", "hand", regular(n, 10.0), d, HAND_CHANNELS, ["m", "m", "m", "1", "1", "1", "1", "m", "1"],
+               rate_hz=10.0)
+    write(store, "u1", "s1", [s])
+    (w,) = windows(store, "u1", 1.0, 1.0, steps=5)
+    assert w.data["hands"].shape == (5, 2, 26, 9)
+    assert w.mask["hands"].tolist() == [True, False, True, True, True]
+    assert np.isnan(w.data["hands"][1]).all(), "a masked step is NaN everywhere, its confidence too"
+    # a step with one tracked and one untracked sample: positions from the tracked one, flags averaged
+    np.testing.assert_array_equal(w.data["hands"][3, :, :, 0], 7.0)
+    np.testing.assert_allclose(w.data["hands"][3, :, :, 8], 0.45)
+    (one,) = windows(store, "u1", 1.0, 1.0, steps=10, method="mean")
+    assert one.mask["hands"].tolist() == [i not in (2, 3, 6) for i in range(n)]
+    assert np.isnan(one.data["hands"][[2, 3, 6]]).all()
+    # nearest never picks an untracked sample: step j (centre (j + 0.5) * 50 ms) takes the nearest tracked
+    # sample within max(25 ms, 50 ms), else it is masked
+    (up,) = windows(store, "u1", 1.0, 1.0, steps=20, method="nearest")
+    tracked = np.array([i for i in range(n) if i not in (2, 3, 6)])
+    dist = np.abs(tracked[None, :] * 100.0 - (np.arange(20)[:, None] + 0.5) * 50.0)
+    pick = tracked[np.argmin(dist, axis=1)]  # argmin: ties go to the earlier sample
+    expected = dist.min(axis=1) <= 50.0
+    assert np.flatnonzero(~expected).tolist() == [3, 4, 5, 6, 11, 12, 19]  # (19: past the last sample)
+    np.testing.assert_array_equal(up.mask["hands"], expected)
+    np.testing.assert_array_equal(up.data["hands"][expected, 0, 0, 0], pick[expected])
+    assert np.isnan(up.data["hands"][~expected]).all()
+
+
+def test_gaze_with_valid_flags_but_nan_data_is_masked(store: Store) -> None:
+    chans = ["left_pupil_diameter", "left_valid", "confidence"]
+    n = 8
+    d = np.zeros((n, 3), dtype=np.float32)
+    d[:, 0] = 3.0 + np.arange(n)
+    d[:, 1] = 1.0
+    d[:, 2] = 0.7
+    d[[2, 3, 5], 0] = np.nan  # no data, yet the flags still say valid (a buggy source): missing
+    write(store, "u1", "s1", [Stream("eye", "gaze", regular(n, 8.0), d, chans, ["mm", "1", "1"], rate_hz=8.0)])
+    (w,) = windows(store, "u1", 1.0, 1.0, steps=4)  # two samples per step
+    assert w.mask["eye"].tolist() == [True, False, True, True]
+    assert np.isnan(w.data["eye"][1]).all()
+    np.testing.assert_allclose(w.data["eye"][[0, 2, 3], 0], [3.5, 7.0, 9.5])
+    # nearest: step k (centre (k + 0.5) * 125 ms) takes sample k, or k + 1 when k is missing (62.5 ms away,
+    # within the tolerance); step 2 has neither
+    (near,) = windows(store, "u1", 1.0, 1.0, steps=8, method="nearest")
+    assert near.mask["eye"].tolist() == [True, True, False, True, True, True, True, True]
+    np.testing.assert_array_equal(near.data["eye"][near.mask["eye"], 0], [3, 4, 7, 7, 9, 9, 10])
+    assert np.isnan(near.data["eye"][2]).all()
+    assert store.catalog().collect()["missing_frac"].to_list() == [3 / 8]
+
+
 def test_nearest_does_not_hold_values_across_a_gap_when_upsampling(store: Store) -> None:
     t = regular(10, 10.0)  # 10 Hz into 100 steps over 1 s: each sample serves the steps within 50 ms
     keep = np.r_[0:4, 7:10]  # samples at 0.4, 0.5, 0.6 s are missing

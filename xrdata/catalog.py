@@ -11,7 +11,6 @@ import io
 import json
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,15 +44,6 @@ def empty_catalog() -> pl.DataFrame:
     return pl.DataFrame(schema=CATALOG_SCHEMA)
 
 
-def valid_sample_count(data: np.ndarray) -> int:
-    """Samples that are not entirely NaN (float data); integer samples always count as present."""
-    if data.dtype.kind != "f" or data.shape[0] == 0:
-        return int(data.shape[0])
-    flat = data.reshape(data.shape[0], -1)
-    # any(~isnan) per sample == not all-NaN; np.isnan on the whole block is the vectorised fast path.
-    return int((~np.isnan(flat)).any(axis=1).sum())
-
-
 def stream_row(
     *, user: str, session: str, attrs: dict[str, Any], n: int, valid: int, first: int | None,
     last: int | None, device: str | None, tasks: list[str], utc_anchor: str | None, complete: bool,
@@ -61,8 +51,9 @@ def stream_row(
     """The catalog row of one stream from its stored metadata (``attrs``: the stream document).
 
     ``missing_frac`` counts both gaps and invalid samples: for a stream with a nominal rate the expected
-    count is ``round(span * rate) + 1`` (or the sample count if larger); a sample is invalid when all its
-    values are NaN. Irregular streams only count invalid samples. Null for an empty stream.
+    count is ``round(span * rate) + 1`` (or the sample count if larger); a sample is invalid as
+    :func:`xrdata.validation.sample_validity` decides (every non-flag value NaN, or the schema's invalid
+    value). Irregular streams only count invalid samples. Null for an empty stream.
     """
     rate = attrs["rate_hz"]
     span = (last - first) if first is not None and last is not None else 0

@@ -6,6 +6,7 @@ records its codecs in its own zarr metadata, so a store written with other setti
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -13,10 +14,20 @@ from typing import Any
 import numpy as np
 from zarr.codecs import BloscCodec, BloscShuffle
 
-#: Target uncompressed bytes of one chunk (the unit of compression and of partial reads).
+#: Target uncompressed bytes of one chunk (the unit of compression and of partial reads). Measured with
+#: benchmarks/store_bench.py (sweep in benchmarks/README.md): 256 KiB chunks read a 10 s depth window 2-3x
+#: slower (per-chunk overhead) for no ratio gain; 4 MiB chunks read a 10 s window of the low-rate streams
+#: (EEG, IMU, gaze) 1.3-2x slower, and far more for short windows; 1 MiB is the balance.
 CHUNK_BYTES = 1 << 20
-#: Target uncompressed bytes of one shard (the unit of files on disk) for committed sessions.
+#: Target uncompressed bytes of one shard (the unit of files on disk) for committed sessions. Measured in
+#: benchmarks/README.md: depth alone is 10,800 files per session-hour unsharded, 636 with 16 MiB shards, 159
+#: with 64 MiB and 40 with 256 MiB, with no consistent change in write or window-read time; with 256 MiB a
+#: whole session-hour of the six benchmark streams is 78 files (target <= 200).
 SHARD_BYTES = 256 << 20
+#: Default blosc-zstd level (was 3). Measured in benchmarks/README.md (sweep, 1 MiB chunks): level 3 shrinks
+#: the data only 1.7-3.6 % more than level 1 (16-bit audio 7.7 %) for 1.4-2x the CPU per MB written; level
+#: 5 gains another 2-8 % for 3-4x the CPU of level 1. Decompression speed does not depend on the level.
+CLEVEL = 1
 #: A compact time base is kept only when the stream splits into few regular segments: at most this many,
 #: and at most one per 64 samples (otherwise the segment list would not be compact).
 MAX_TIME_SEGMENTS = 4096
@@ -28,11 +39,17 @@ class Encoding:
 
     chunk_samples: int
     shard_samples: int | None  # None: no sharding (live sessions append chunk by chunk)
-    clevel: int = 3
+    clevel: int = CLEVEL
 
 
-def compressor(dtype: np.dtype[Any], clevel: int = 3, *, time: bool = False) -> BloscCodec:
-    """Blosc + zstd; bit shuffle for timestamps (slowly varying int64), byte shuffle otherwise."""
+def compressor(dtype: np.dtype[Any], clevel: int = CLEVEL, *, time: bool = False) -> BloscCodec:
+    """Blosc + zstd; bit shuffle for timestamps (slowly varying int64), byte shuffle otherwise.
+
+    Shuffle by measurement (benchmarks/README.md): bit shuffle compresses int64 timestamps 2.5x vs 2.0x for
+    byte shuffle; for float32 samples byte shuffle wins overall (hands 1.40 vs 1.27, EEG 1.12 vs 1.10; only
+    16-bit-PCM audio prefers bit shuffle, 2.81 vs 2.49, and it is a small share of a session's bytes); for
+    uint16 depth the two are within 2 % and bit shuffle reads a window 5-35 % slower.
+    """
     shuffle = BloscShuffle.bitshuffle if time else BloscShuffle.shuffle
     return BloscCodec(cname="zstd", clevel=clevel, shuffle=shuffle, typesize=int(dtype.itemsize))
 
@@ -102,13 +119,34 @@ def compact_time(time_ns: np.ndarray, rate_hz: float | None) -> dict[str, Any] |
 
 
 def time_index(segments: list[list[int]], num: int, den: int, n: int, t: int) -> int:
-    """First sample index whose time is >= ``t`` (like ``searchsorted(time, t, 'left')``)."""
-    lo, hi = 0, n
-    # Binary search over the analytic time function: O(log n) evaluations, no array materialised.
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if int(expand_time(segments, num, den, n, mid, mid + 1)[0]) < t:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """First sample index whose time is >= ``t`` (like ``searchsorted(time, t, 'left')``).
+
+    Analytic, O(log segments) in Python ints (stored times never decrease, so segment starts are sorted):
+    ``bisect`` finds the last segment starting before ``t`` (a time before a segment's start but after the
+    previous segment's last sample maps to that segment's first index); inside it, the first k with
+    ``round_half_up(k * 1e9 * den / num) >= t - start_ns`` is ``ceil((2 * (t - start_ns) - 1) * num / (2e9 *
+    den))``. That k is checked (and corrected by one step if ever needed) with the exact integer formula of
+    :func:`_offsets`, then capped at the next segment's first index (or ``n``).
+    """
+    if n <= 0 or not segments:
+        return 0
+    t = int(t)
+    s = bisect_left(segments, t, key=_segment_start) - 1
+    if s < 0:
+        return 0  # at or before the first sample
+    first, start = int(segments[s][0]), int(segments[s][1])
+    size = (int(segments[s + 1][0]) if s + 1 < len(segments) else n) - first
+    d = t - start  # > 0: sample 0 of the segment lies before t
+    period = 10**9 * den
+    k = -((1 - 2 * d) * num // (2 * period))  # ceil((2d - 1) * num / (2 * period))
+    q, r = divmod(period, num)
+    # Same integer expression as _offsets: offset(k) = k * q + (2 * k * r + num) // (2 * num).
+    while k > 1 and (k - 1) * q + (2 * (k - 1) * r + num) // (2 * num) >= d:
+        k -= 1
+    while k < size and k * q + (2 * k * r + num) // (2 * num) < d:
+        k += 1
+    return first + min(k, size)
+
+
+def _segment_start(segment: list[int]) -> int:
+    return int(segment[1])

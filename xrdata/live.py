@@ -10,12 +10,11 @@ import numpy as np
 import polars as pl
 import zarr
 
-from xrdata import catalog as cat
 from xrdata.encoding import choose_encoding, compressor
 from xrdata.errors import SessionExistsError, StoreError, ValidationError
 from xrdata.model import EVENTS_SCHEMA, Recording, Stream, check_id, normalize_meta
 from xrdata.schemas import version as schema_version
-from xrdata.validation import check_writable
+from xrdata.validation import check_writable, sample_validity
 
 if TYPE_CHECKING:
     from xrdata._fs import UserLock
@@ -80,7 +79,6 @@ class LiveWriter:
         try:
             if self.store._session_attrs(self.user, self.session) is not None:
                 raise SessionExistsError(f"session {self.user}/{self.session} already exists in {self.store.url}")
-            self._write_session_attrs("live")
             for col in EVENTS_SCHEMA:
                 string = EVENTS_SCHEMA[col] == pl.String
                 self._event_arrays[col] = zarr.create_array(
@@ -88,6 +86,7 @@ class LiveWriter:
                     dtype=str if string else np.int64, chunks=(4096,), fill_value="" if string else 0,
                     dimension_names=("event",), overwrite=True,
                 )
+            self._write_session_attrs("live")  # visible only once every array it points to exists
         except BaseException:
             self._lock.release()
             raise
@@ -223,7 +222,7 @@ class LiveWriter:
             buf.times.clear()
             buf.blocks.clear()
             buf.n_flushed += k
-            buf.valid += cat.valid_sample_count(d)
+            buf.valid += int(sample_validity(buf.spec.modality, buf.spec.channels, d).sum())
         if self._events:
             ev = pl.concat(self._events)
             n0, k = self._n_events, ev.height

@@ -40,7 +40,7 @@ from xrdata.errors import (
 from xrdata.model import EVENTS_SCHEMA, Recording, Stream, check_id
 from xrdata.schemas import load as load_schema
 from xrdata.schemas import version as schema_version
-from xrdata.validation import check_writable
+from xrdata.validation import check_writable, sample_validity
 
 if TYPE_CHECKING:
     from xrdata.live import LiveWriter
@@ -235,7 +235,7 @@ class Store:
         sample_nbytes = int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize
         enc = choose_encoding(sample_nbytes, n)
         time_base = compact_time(t, s.rate_hz)
-        valid = cat.valid_sample_count(d)
+        valid = int(sample_validity(s.modality, s.channels, d).sum())
         tenc = choose_encoding(8, n, chunk_bytes=CHUNK_BYTES)
         attrs = {
             "kind": "stream", "name": s.name, "modality": s.modality, "channels": s.channels,
@@ -368,9 +368,9 @@ class Store:
     def _read_events(
         self, base: str, attrs: Mapping[str, Any], start: int | None, stop: int | None
     ) -> pl.DataFrame:
-        if not self._b.exists(f"{base}/events/zarr.json"):
-            return pl.DataFrame(schema=EVENTS_SCHEMA)
         n = int(attrs.get("n_events", 0))
+        if n == 0:
+            return pl.DataFrame(schema=EVENTS_SCHEMA)
         cols = {}
         for col in EVENTS_SCHEMA:
             values = zarr.open_array(self._zstore, path=f"{base}/events/{col}", mode="r")[:n]

@@ -12,17 +12,22 @@ Time grid (all in integer nanoseconds, so the result is exact and deterministic)
 Windows are produced while ``s_w`` is at or before the session's last sample, so every sample lies in a
 window; the last windows may run past the end of the session, where their steps are masked.
 
+A sample is valid or missing by the schema's rule, :func:`xrdata.validation.sample_validity`: missing when
+every value of its non-flag channels is NaN or the schema's ``missing.invalid_value`` (0 for depth pixels,
+whatever the dtype). Flag channels (gaze ``*_valid`` and ``confidence``, hand ``confidence``) never make a
+sample valid: an untracked hand (NaN, confidence 0) is missing.
+
 Resampling of one stream into one step (``method``):
 
 ``"mean"``
-    The average of the valid samples whose time falls in the step, per value (NaN values are ignored value
-    by value). A sample whose values are all NaN is invalid; values equal to the schema's
-    ``missing.invalid_value`` (0 for depth pixels, whatever the dtype) become NaN first.
-    The step is valid iff at least one valid sample falls in it.
+    The step is valid iff at least one valid sample falls in it. Its values are the averages of the samples
+    whose time falls in the step, per value: NaN values are ignored value by value, values equal to the
+    invalid value become NaN first, and flag channels are averaged like the others (a step's mean
+    ``left_valid`` is the fraction of its samples with a valid left eye).
 ``"nearest"``
     The valid sample nearest to the step centre ``s_w + (floor(kL/S) + floor((k+1)L/S)) / 2``, if it lies
     within ``max(d / 2, nominal period / 2)`` of the centre (``d / 2`` for irregular streams; ties: the
-    earlier sample), else the step is masked. Invalid (all-NaN) samples are never picked. The nearest sample
+    earlier sample), else the step is masked. Missing samples are never picked. The nearest sample
     may lie just outside the window when the stream is slower than the grid.
 ``"auto"`` (default)
     ``"mean"`` when the stream's rate in that session (nominal, else the catalog's effective rate) is at
@@ -52,6 +57,7 @@ import polars as pl
 from xrdata.errors import NotFoundError, ValidationError
 from xrdata.model import check_id
 from xrdata.store import Store, open_store
+from xrdata.validation import sample_validity
 
 __all__ = ["Method", "Window", "windows"]
 
@@ -277,10 +283,11 @@ def _block(
         t = s.time_ns
         x = s.data.reshape(t.shape[0], math.prod(spec.sample_shape))  # (N, V)
         invalid = _invalid_value(present[name].modality)
+        valid = sample_validity(s.modality, s.channels, s.data)  # (N,): the schema's rule, flags excluded
         if plan[name] == "mean":
-            vals, ok = _mean_windows(t, x, invalid, starts, spec, t0, hop_ns, length_ns)
+            vals, ok = _mean_windows(t, x, valid, invalid, starts, spec, t0, hop_ns, length_ns)
         else:
-            vals, ok = _nearest_windows(t, x, invalid, starts, spec, _period_ns(present[name]))
+            vals, ok = _nearest_windows(t, x, valid, invalid, starts, spec, _period_ns(present[name]))
         data[name] = vals.reshape(n_win, spec.steps, *spec.sample_shape)
         mask[name] = ok.reshape(n_win, spec.steps)
 
@@ -325,8 +332,8 @@ def _block(
 
 
 def _mean_windows(
-    t: np.ndarray, x: np.ndarray, invalid: float | None, starts: np.ndarray, spec: _StreamSpec,
-    t0: int, hop_ns: int, length_ns: int,
+    t: np.ndarray, x: np.ndarray, valid: np.ndarray, invalid: float | None, starts: np.ndarray,
+    spec: _StreamSpec, t0: int, hop_ns: int, length_ns: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean pooling of the windows at ``starts``: ((W * S, V) float32, (W * S,) bool)."""
     n_win, n_steps = starts.shape[0], spec.steps
@@ -346,21 +353,23 @@ def _mean_windows(
             cells = np.arange(first, first + n_cells + 1, dtype=np.int64)
             edges = t0 + _floor_div_edges(cells, length_ns, n_steps)  # (C + 1,)
             bounds = np.searchsorted(t, edges, side="left")
-        vals, ok = _pool_mean(x, bounds[:-1], bounds[1:], invalid)
+        vals, ok = _pool_mean(x, valid, bounds[:-1], bounds[1:], invalid)
         if g == n_steps:  # hop == length: the cells are the windows' steps, in order
             return vals, ok
         take = (np.arange(n_win, dtype=np.int64) * g)[:, None] + np.arange(n_steps, dtype=np.int64)[None, :]
         return vals[take.ravel()], ok[take.ravel()]
     edges = starts[:, None] + spec.rel_edges[None, :]  # (W, S + 1)
     bounds = np.searchsorted(t, edges.ravel(), side="left").reshape(edges.shape)
-    return _pool_mean(x, bounds[:, :-1].ravel(), bounds[:, 1:].ravel(), invalid)
+    return _pool_mean(x, valid, bounds[:, :-1].ravel(), bounds[:, 1:].ravel(), invalid)
 
 
 def _pool_mean(
-    x: np.ndarray, lo: np.ndarray, hi: np.ndarray, invalid: float | None
+    x: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray, invalid: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per segment ``x[lo[i]:hi[i]]`` (segments in time order, possibly overlapping): the NaN-ignoring mean
-    of each value, and whether any value was valid. Returns ((n_seg, V) float32, (n_seg,) bool).
+    of each value, and whether the segment holds a valid sample (``valid``: (N,) bool, from
+    :func:`~xrdata.validation.sample_validity`). Returns ((n_seg, V) float32, (n_seg,) bool); a segment
+    without a valid sample is NaN everywhere (its flag channels too).
 
     A one-sample segment is its sample; longer segments are summed in float64 with ``np.add.reduceat``,
     sample by sample in time order, so every result depends only on the samples of its own segment (never on
@@ -368,17 +377,26 @@ def _pool_mean(
     """
     n_seg, n_val = lo.shape[0], x.shape[1]
     out = np.full((n_seg, n_val), np.nan, dtype=np.float32)
-    ok = np.zeros(n_seg, dtype=bool)
+    # A segment is valid iff it holds a valid sample: a difference of the running count of valid samples.
+    n_valid = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])
+    ok = n_valid[hi] > n_valid[lo]
     counts = hi - lo
     single = np.flatnonzero(counts == 1)
     if single.size:
-        vals = _as_float(x[lo[single]], invalid, np.float32, fresh=True)
-        out[single] = vals
-        ok[single] = ~np.isnan(vals).all(axis=1)
+        out[single] = _as_float(x[lo[single]], invalid, np.float32, fresh=True)
     multi = np.flatnonzero(counts > 1)
-    if multi.size == 0:
-        return out, ok
-    m_lo, m_hi, m_n = lo[multi], hi[multi], counts[multi]
+    if multi.size:
+        _pool_multi(x, lo[multi], hi[multi], counts[multi], multi, invalid, out)
+    out[~ok] = np.nan  # no valid sample: NaN everywhere, flag channels included
+    return out, ok
+
+
+def _pool_multi(
+    x: np.ndarray, m_lo: np.ndarray, m_hi: np.ndarray, m_n: np.ndarray, multi: np.ndarray,
+    invalid: float | None, out: np.ndarray,
+) -> None:
+    """Means of the segments of two samples or more into rows ``multi`` of ``out``, a bounded pass at a time."""
+    n_val = x.shape[1]
     cum = np.concatenate([[0], np.cumsum(m_n)])
     per_pass = max(1, _POOL_BUDGET // (8 * max(1, n_val)))  # rows of float64 scratch per pass
     a = 0
@@ -396,9 +414,7 @@ def _pool_mean(
         nvalid = np.add.reduceat(valid, offsets, axis=0, dtype=np.int64)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[multi[a:b]] = sums / nvalid  # 0 / 0 -> NaN where a value has no valid sample
-        ok[multi[a:b]] = nvalid.any(axis=1)
         a = b
-    return out, ok
 
 
 def _as_float(
@@ -414,8 +430,8 @@ def _as_float(
 
 
 def _nearest_windows(
-    t: np.ndarray, x: np.ndarray, invalid: float | None, starts: np.ndarray, spec: _StreamSpec,
-    period_ns: float,
+    t: np.ndarray, x: np.ndarray, valid: np.ndarray, invalid: float | None, starts: np.ndarray,
+    spec: _StreamSpec, period_ns: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest-sample resampling: ((W * S, V) float32, (W * S,) bool).
 
@@ -424,7 +440,7 @@ def _nearest_windows(
     e = spec.rel_edges
     centre2 = (2 * starts[:, None] + (e[:-1] + e[1:])[None, :]).ravel()  # (W * S,)
     width = np.broadcast_to((e[1:] - e[:-1])[None, :], (starts.shape[0], spec.steps)).ravel()
-    good = np.flatnonzero(_valid_samples(x, invalid))
+    good = np.flatnonzero(valid)
     t2 = 2 * t[good]
     out = np.full((centre2.shape[0], x.shape[1]), np.nan, dtype=np.float32)
     ok = np.zeros(centre2.shape[0], dtype=bool)
@@ -440,22 +456,6 @@ def _nearest_windows(
     ok = dist <= np.maximum(width, period_ns)
     out[ok] = _as_float(x[good[pick[ok]]], invalid, np.float32, fresh=True)
     return out, ok
-
-
-def _valid_samples(x: np.ndarray, invalid: float | None) -> np.ndarray:
-    """(N,) bool: the sample has at least one value that is neither NaN nor the invalid value."""
-    n = x.shape[0]
-    if x.dtype.kind != "f" and invalid is None:
-        return np.ones(n, dtype=bool)
-    out = np.empty(n, dtype=bool)
-    step = max(1, _POOL_BUDGET // max(1, x.shape[1]))
-    for i in range(0, n, step):
-        xc = x[i : i + step]
-        good = ~np.isnan(xc) if x.dtype.kind == "f" else np.ones(xc.shape, dtype=bool)
-        if invalid is not None:
-            good &= xc != invalid
-        out[i : i + step] = good.any(axis=1)
-    return out
 
 
 def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

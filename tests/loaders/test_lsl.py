@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,7 @@ _CFG_DIR = tempfile.mkdtemp(prefix="xrdata-lsl-")
 atexit.register(shutil.rmtree, _CFG_DIR, ignore_errors=True)
 _CFG = Path(_CFG_DIR) / "lsl_api.cfg"
 _CFG.write_text(
-    "[ports]\nIPv6 = disable\n\n[multicast]\nResolveScope = machine\nKnownPeers = {127.0.0.1}\n\n"
-    "[log]\nlevel = -3\n"
+    "[ports]\nIPv6 = disable\n\n[multicast]\nResolveScope = machine\nKnownPeers = {127.0.0.1}\n\n[log]\nlevel = -3\n"
 )
 os.environ["LSLAPICFG"] = str(_CFG)
 
@@ -43,8 +43,17 @@ pylsl = pytest.importorskip("pylsl")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Source ids are unique per test run: LSL discovery sees every outlet on the host, including those of
+# another test process running at the same time.
+RUN = uuid.uuid4().hex[:8]
+
+
+def _sid(source_id: str) -> str:
+    return f"{source_id}-{RUN}"
+
+
 def _eeg_outlet(source_id: str = "xr-eeg-test", name: str = "XR EEG") -> Any:
-    info = pylsl.StreamInfo(name, "EEG", 4, 100.0, "float32", source_id)
+    info = pylsl.StreamInfo(name, "EEG", 4, 100.0, "float32", _sid(source_id))
     chans = info.desc().append_child("channels")
     for label in ("Fz", "Cz", "Pz", "Oz"):
         ch = chans.append_child("channel")
@@ -80,7 +89,7 @@ def test_parse_selector() -> None:
 def test_record_eeg_and_markers(store_dir: Path) -> None:
     def push(stop: threading.Event) -> None:
         eeg = _eeg_outlet()
-        markers = pylsl.StreamOutlet(pylsl.StreamInfo("XR Markers", "Markers", 1, 0.0, "string", "xr-mk-test"))
+        markers = pylsl.StreamOutlet(pylsl.StreamInfo("XR Markers", "Markers", 1, 0.0, "string", _sid("xr-mk-test")))
         i, t0 = 0, time.monotonic()
         while not stop.is_set() and time.monotonic() - t0 < 4.0:
             eeg.push_sample(np.array([i, 2 * i, 3 * i, -i], np.float32))
@@ -92,8 +101,16 @@ def test_record_eeg_and_markers(store_dir: Path) -> None:
     stop, th = _in_thread(push)
     seen: list[float] = []
     try:
-        res = record(store_dir, "u1", session="s1", streams=["type=EEG", "type=Markers"], duration_s=1.5,
-                     flush_interval_s=0.5, resolve_timeout_s=5.0, progress=lambda t, n: seen.append(t))
+        res = record(
+            store_dir,
+            "u1",
+            session="s1",
+            streams=[f"source_id={_sid('xr-eeg-test')}", f"source_id={_sid('xr-mk-test')}"],
+            duration_s=1.5,
+            flush_interval_s=0.5,
+            resolve_timeout_s=5.0,
+            progress=lambda t, n: seen.append(t),
+        )
     finally:
         stop.set()
         th.join()
@@ -111,7 +128,7 @@ def test_record_eeg_and_markers(store_dir: Path) -> None:
     np.testing.assert_allclose(s.data[:, 1:], np.stack([2 * idx, 3 * idx, -idx], 1) * 1e-6, rtol=1e-6)
     t = s.time_ns
     assert (np.diff(t) > 0).all() and 5e6 < np.median(np.diff(t)) < 20e6  # ~10 ms apart
-    assert s.meta["source_id"] == "xr-eeg-test" and s.meta["source"] == "lsl"
+    assert s.meta["source_id"] == _sid("xr-eeg-test") and s.meta["source"] == "lsl"
     ev = rec.events
     assert set(ev["label"]) == {"XR Markers"}
     k = [int(v[1:]) for v in ev["value"]]
@@ -122,8 +139,7 @@ def test_record_eeg_and_markers(store_dir: Path) -> None:
         if hit.size:
             assert abs(int(t[hit[0]]) - te) < 20e6
     assert rec.meta["utc_anchor"] and rec.meta["source_format"] == "lsl"
-    assert [x["stored_as"] for x in rec.meta["lsl_streams"]] in (
-        [["XR_EEG"], "events"], ["events", ["XR_EEG"]])
+    assert [x["stored_as"] for x in rec.meta["lsl_streams"]] in ([["XR_EEG"], "events"], ["events", ["XR_EEG"]])
 
 
 def test_stream_disappears_and_comes_back(store_dir: Path) -> None:
@@ -143,8 +159,15 @@ def test_stream_disappears_and_comes_back(store_dir: Path) -> None:
 
     stop, th = _in_thread(push)
     try:
-        res = record(store_dir, "u1", session="flaky", streams=["name=XR EEG"], duration_s=2.6,
-                     flush_interval_s=0.5, resolve_timeout_s=5.0)
+        res = record(
+            store_dir,
+            "u1",
+            session="flaky",
+            streams=[f"source_id={_sid('xr-eeg-flaky')}"],
+            duration_s=2.6,
+            flush_interval_s=0.5,
+            resolve_timeout_s=5.0,
+        )
     finally:
         stop.set()
         th.join()
@@ -174,8 +197,15 @@ def test_stop_event_commits(store_dir: Path) -> None:
     timer = threading.Timer(1.0, stop.set)
     timer.start()
     try:
-        res = record(store_dir, "u1", session="stopped", streams=["type=EEG"], stop_event=stop,
-                     resolve_timeout_s=5.0, progress=lambda t, n: started.set())
+        res = record(
+            store_dir,
+            "u1",
+            session="stopped",
+            streams=[f"source_id={_sid('xr-eeg-stop')}"],
+            stop_event=stop,
+            resolve_timeout_s=5.0,
+            progress=lambda t, n: started.set(),
+        )
     finally:
         timer.cancel()
         stop_push.set()
@@ -188,8 +218,7 @@ def test_stop_event_commits(store_dir: Path) -> None:
 
 def test_no_matching_stream_writes_nothing(store_dir: Path) -> None:
     with pytest.raises(XRDataError, match="no LSL stream matches 'name=NoSuchStream'"):
-        record(store_dir, "u1", session="none", streams=["name=NoSuchStream"], duration_s=1.0,
-               resolve_timeout_s=0.3)
+        record(store_dir, "u1", session="none", streams=["name=NoSuchStream"], duration_s=1.0, resolve_timeout_s=0.3)
     store = xrdata.open_store(store_dir, mode="r")
     assert store.sessions("u1", include_incomplete=True) == []
 
@@ -197,8 +226,15 @@ def test_no_matching_stream_writes_nothing(store_dir: Path) -> None:
 def test_bad_mapping_fails_before_writing(store_dir: Path) -> None:
     out = _eeg_outlet("xr-eeg-mapping")
     with pytest.raises(ValidationError, match="unknown key"):
-        record(store_dir, "u1", session="bad", streams=["source_id=xr-eeg-mapping"], duration_s=1.0,
-               resolve_timeout_s=5.0, mapping={"XR EEG": {"modalty": "eeg"}})
+        record(
+            store_dir,
+            "u1",
+            session="bad",
+            streams=[f"source_id={_sid('xr-eeg-mapping')}"],
+            duration_s=1.0,
+            resolve_timeout_s=5.0,
+            mapping={"XR EEG": {"modalty": "eeg"}},
+        )
     del out
     assert xrdata.open_store(store_dir, mode="r").sessions("u1", include_incomplete=True) == []
 
@@ -207,34 +243,44 @@ _CHILD = """
 import sys, threading, time
 import numpy as np, pylsl
 from xrdata.loaders.lsl import record
-info = pylsl.StreamInfo("XR EEG", "EEG", 2, 100.0, "float32", "xr-eeg-child")
+info = pylsl.StreamInfo("XR EEG", "EEG", 2, 100.0, "float32", sys.argv[2])
 out = pylsl.StreamOutlet(info)
 def push():
     i = 0
     while True:
         out.push_sample(np.array([i, i], np.float32)); i += 1; time.sleep(0.01)
 threading.Thread(target=push, daemon=True).start()
-res = record(sys.argv[1], "u1", session="live", streams=["type=EEG"], flush_interval_s=0.2, resolve_timeout_s=5)
+res = record(sys.argv[1], "u1", session="live", streams=["source_id=" + sys.argv[2]], flush_interval_s=0.2,
+             resolve_timeout_s=5)
 print("stopped_by", res.stopped_by, flush=True)
 """
 
 
 def _run_child_until_flushed(store_dir: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(store_dir)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 15.0
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        try:
-            rec = xrdata.open_store(store_dir, mode="r").read("u1", "live")
-            if "XR_EEG" in rec.streams and rec.streams["XR_EEG"].n_samples >= 20:
-                return proc
-        except XRDataError:
-            pass
-        assert proc.poll() is None, "the recorder exited early"
-    proc.kill()
-    raise AssertionError("the recorder wrote nothing within 15 s")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(store_dir), _sid("xr-eeg-child")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            try:
+                rec = xrdata.open_store(store_dir, mode="r").read("u1", "live")
+                if "XR_EEG" in rec.streams and rec.streams["XR_EEG"].n_samples >= 20:
+                    return proc
+            except XRDataError:
+                pass
+            assert proc.poll() is None, "the recorder exited early"
+        raise AssertionError("the recorder wrote nothing within 15 s")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
 
 
 def test_killed_hard_is_incomplete_but_readable(store_dir: Path) -> None:
@@ -268,8 +314,22 @@ def test_record_cli(store_dir: Path, capsys: pytest.CaptureFixture[str]) -> None
 
     stop_push, th = _in_thread(push)
     try:
-        code = main(["record", "--store", str(store_dir), "--user", "u1", "--session", "cli",
-                     "--streams", "name=XR EEG CLI", "--duration", "1.0", "--json"])
+        code = main(
+            [
+                "record",
+                "--store",
+                str(store_dir),
+                "--user",
+                "u1",
+                "--session",
+                "cli",
+                "--streams",
+                f"source_id={_sid('xr-eeg-cli')}",
+                "--duration",
+                "1.0",
+                "--json",
+            ]
+        )
     finally:
         stop_push.set()
         th.join()
