@@ -131,6 +131,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise XRDataError(f"--start {item!r}: expected FILE=SECONDS, e.g. --start audio.wav=12.5")
     options: dict[str, Any] = {}
+    for item in args.option or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise XRDataError(f"--option {item!r}: expected KEY=VALUE, e.g. --option rate_hz=30")
+        try:
+            options[key] = json.loads(raw)  # numbers, true/false, lists, objects
+        except ValueError:
+            options[key] = raw  # plain strings
     if args.mapping:
         options["mapping"] = args.mapping
     store = open_store(args.store, mode="a")
@@ -246,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", help="mapping file (or shipped mapping name) for tabular logs and XDF streams")
     p.add_argument("--start", action="append", metavar="FILE=SECONDS",
                    help="start of FILE on the session clock, for files without absolute time (repeatable)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="reader option for the readers that take it, e.g. rate_hz=30 or scale=5000 (repeatable)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_ingest)
 

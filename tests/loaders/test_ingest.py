@@ -1,0 +1,94 @@
+"""Ingest: several files of one session on one clock, content-hash dedupe, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xrdata
+from xrdata.cli import main
+from xrdata.errors import LoaderError
+from xrdata.loaders import read
+from xrdata.loaders.ingest import file_sha256, ingest
+
+XDF = "xdf-modules_example-files/minimal.xdf"
+WAV = "scipy_io_wav/test-44100Hz-le-1ch-4bytes.wav"
+
+
+def test_xdf_plus_wav_become_one_session_on_one_clock(fixtures_dir: Path, tmp_path: Path) -> None:
+    store = xrdata.open_store(tmp_path / "store")
+    xdf, wav = fixtures_dir / XDF, fixtures_dir / WAV
+    res = ingest([xdf, wav], store, "u1", session="s1", starts_s={wav.name: 5.25})
+    assert res.session == "s1" and set(res.streams) == {"SendDataC", "audio"} and res.skipped == {}
+    rec = store.read("u1", "s1")
+    audio, eeg = rec.streams["audio"], rec.streams["SendDataC"]
+    want = read(wav)
+    np.testing.assert_array_equal(audio.time_ns, want.streams["audio"].time_ns + 5_250_000_000)
+    np.testing.assert_array_equal(audio.data, want.streams["audio"].data)
+    np.testing.assert_array_equal(eeg.time_ns, read(xdf).streams["SendDataC"].time_ns)
+    assert rec.meta["source_files"] == [xdf.name, wav.name]
+    assert rec.meta["source_sha256"] == {xdf.name: file_sha256(xdf), wav.name: file_sha256(wav)}
+    assert rec.events.height == 9  # the XDF markers
+
+
+def test_reingesting_a_file_is_detected(fixtures_dir: Path, tmp_path: Path) -> None:
+    store = xrdata.open_store(tmp_path / "store")
+    wav = fixtures_dir / WAV
+    ingest([wav], store, "u1", session="s1")
+    copy = tmp_path / "renamed.wav"
+    shutil.copy(wav, copy)  # same bytes under another name: still the same recording
+    again = ingest([copy], store, "u1", session="s2")
+    assert again.session is None and again.skipped == {str(copy): "s1"}
+    assert store.sessions("u1") == ["s1"]
+    other_user = ingest([copy], store, "u2", session="s1")  # dedupe is per user partition
+    assert other_user.session == "s1"
+
+
+def test_files_with_absolute_times_align_by_utc_anchor(fixtures_dir: Path, tmp_path: Path) -> None:
+    store = xrdata.open_store(tmp_path / "store")
+    bdf, edf = fixtures_dir / "mne-python/test.bdf", fixtures_dir / "mne-python/test.edf"
+    ingest([bdf, edf], store, "u1", session="s1")
+    rec = store.read("u1", "s1")
+    # 2013-08-01T13:21:46Z (bdf, the session clock) -> 2014-04-29T22:19:44Z (edf)
+    offset = (np.datetime64("2014-04-29T22:19:44") - np.datetime64("2013-08-01T13:21:46")).astype("timedelta64[ns]")
+    assert rec.streams["eeg_test"].time_ns[0] == offset.astype(np.int64)  # name clash: suffixed
+    assert rec.streams["eeg"].time_ns[0] == 0
+
+
+def test_unplaceable_second_file_is_refused_and_nothing_written(fixtures_dir: Path, tmp_path: Path) -> None:
+    store = xrdata.open_store(tmp_path / "store")
+    wav = fixtures_dir / WAV
+    with pytest.raises(LoaderError, match=rf"{wav.name}.*--start {wav.name}=SECONDS"):
+        ingest([fixtures_dir / XDF, wav], store, "u1", session="s1")
+    assert store.users() == [] or store.sessions("u1", include_incomplete=True) == []
+
+
+def test_ingest_cli(fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wav = fixtures_dir / WAV
+    argv = ["ingest", str(fixtures_dir / XDF), str(wav), "--store", str(tmp_path / "s"), "--user", "u1",
+            "--start", f"{wav.name}=1.5", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["session"] == "minimal" and out["skipped"] == {}
+    assert main(argv) == 0  # again: both files are detected as already ingested
+    assert set(json.loads(capsys.readouterr().out)["skipped"].values()) == {"minimal"}
+    assert main([*argv[:-3], "--start", "nonsense"]) == 1
+    assert "expected FILE=SECONDS" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path / "nope.xdf"), "--store", str(tmp_path / "s"), "--user", "u1"]) == 1
+    assert "nope.xdf" in capsys.readouterr().err
+
+
+def test_reader_options_reach_the_reader(
+    fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["ingest", str(fixtures_dir / "isl-org_Open3D_RGBD/depth"), "--store", str(tmp_path / "s"),
+            "--user", "u1", "--option", "rate_hz=30", "--json"]
+    assert main(argv) == 0
+    depth = xrdata.open_store(tmp_path / "s").read("u1", "depth").streams["depth"]
+    assert depth.rate_hz == 30.0 and depth.n_samples == 5
+    assert main([*argv[:-3], "--option", "rate_hz"]) == 1
+    assert "KEY=VALUE" in capsys.readouterr().err
