@@ -8,14 +8,51 @@ libraries are imported inside the readers, so importing this package stays light
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from xrdata.loaders._registry import READERS, ReaderInfo, default_session_id, read, resolve
+from xrdata.loaders.aria import (
+    read_aria_eye_gaze,
+    read_aria_hand_tracking,
+    read_aria_mps,
+    read_aria_online_calibration,
+    read_aria_speech,
+    read_aria_trajectory,
+)
+from xrdata.loaders.audio import read_audio
+from xrdata.loaders.bids import export_bids, iter_bids, read_bids
+from xrdata.loaders.depth import read_depth
+from xrdata.loaders.eeg import read_bdf, read_brainvision, read_edf, read_eeglab, read_fif
+from xrdata.loaders.ingest import ingest
+from xrdata.loaders.pupil import read_pupil_cloud, read_pupil_core, read_pupil_neon
+from xrdata.loaders.tabular import available_mappings, read_table
+from xrdata.loaders.xdf import read_xdf
 
-# Every public module of this package defines readers; importing it registers them for read().
-for _mod in pkgutil.iter_modules(__path__):
-    if not _mod.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_mod.name}")
-
-__all__ = ["READERS", "ReaderInfo", "default_session_id", "read", "resolve"]
+__all__ = [
+    "READERS",
+    "ReaderInfo",
+    "available_mappings",
+    "default_session_id",
+    "export_bids",
+    "ingest",
+    "iter_bids",
+    "read",
+    "read_aria_eye_gaze",
+    "read_aria_hand_tracking",
+    "read_aria_mps",
+    "read_aria_online_calibration",
+    "read_aria_speech",
+    "read_aria_trajectory",
+    "read_audio",
+    "read_bdf",
+    "read_bids",
+    "read_brainvision",
+    "read_depth",
+    "read_edf",
+    "read_eeglab",
+    "read_fif",
+    "read_pupil_cloud",
+    "read_pupil_core",
+    "read_pupil_neon",
+    "read_table",
+    "read_xdf",
+    "resolve",
+]

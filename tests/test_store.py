@@ -343,3 +343,29 @@ def test_live_writer_rejects_bad_appends(tmp_path: Path) -> None:
     assert store.read("u1", "x").streams["eeg"].n_samples == 4
     with pytest.raises(SessionExistsError):
         store.writer("u1", "x").__enter__()
+
+
+def test_time_slices_across_many_time_chunks(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 400_000  # > 3 time chunks of 131072 samples
+    t = np.cumsum(rng.integers(4_000_000, 6_000_000, n)).astype(np.int64)  # jittered ~200 Hz
+    t[200_000:200_010] = t[200_000]  # duplicate timestamps straddling nothing in particular
+    t = np.maximum.accumulate(t)
+    d = rng.standard_normal((n, 1)).astype(np.float32) + 4
+    s = xrdata.Stream("pupil", "gaze", t, d, ["left_pupil_diameter"], "mm", 200.0)
+    store = xrdata.open_store(tmp_path)
+    store.write(xrdata.Recording("u1", "s1", [s]))
+    chunk_starts = json.loads((tmp_path / "users/u1/s1/streams/pupil/zarr.json").read_text())
+    assert len(chunk_starts["attributes"]["xrdata"]["time"]["chunk_starts"]) == 4
+    edges = [int(t[0]) - 1, int(t[131_072]), int(t[131_071]) + 1, int(t[200_000]), int(t[-1]), int(t[-1]) + 1]
+    edges += rng.integers(int(t[0]), int(t[-1]), 20).tolist()
+    for start in [None, *edges[:8]]:
+        for stop in [None, *edges[4:]]:
+            got = store.read("u1", "s1", start_ns=start, stop_ns=stop).streams["pupil"]
+            keep = np.ones(n, bool)
+            if start is not None:
+                keep &= t >= start
+            if stop is not None:
+                keep &= t < stop
+            np.testing.assert_array_equal(got.time_ns, t[keep])
+            np.testing.assert_array_equal(got.data, d[keep])

@@ -111,10 +111,15 @@ def compact_time(time_ns: np.ndarray, rate_hz: float | None) -> dict[str, Any] |
     breaks = np.flatnonzero((d < q) | (d > q + 1)) + 1
     if breaks.size >= min(MAX_TIME_SEGMENTS, n // 64):
         return None
-    firsts = np.concatenate([[0], breaks]).astype(np.int64)
+    firsts = [0, *breaks.tolist()]
+    # Verify block by block: expanding an hour of 48 kHz audio at once would allocate GBs of temporaries.
+    block = 1 << 16
+    for f, g in zip(firsts, [*firsts[1:], n], strict=True):
+        for b0 in range(0, g - f, block):
+            k = np.arange(b0, min(g - f, b0 + block), dtype=np.int64)
+            if not np.array_equal(time_ns[f] + _offsets(k, num, den), time_ns[f + b0 : f + b0 + k.size]):
+                return None
     segments = [[int(f), int(time_ns[f])] for f in firsts]
-    if not np.array_equal(expand_time(segments, num, den, n), time_ns):
-        return None
     return {"kind": "regular_segments", "rate_num": num, "rate_den": den, "segments": segments}
 
 

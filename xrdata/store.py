@@ -348,10 +348,11 @@ class Store:
                 return expand_time(seg, num, den, n, i, max(i, j))
         else:
             tarr = zarr.open_array(zs, path=f"{base}/time", mode="r")
-            i = 0 if start is None else _search(tarr, tb, n, start)
-            j = n if stop is None else _search(tarr, tb, n, stop)
+            i, j, block, lo = _time_range(tarr, tb, n, start, stop)
 
             def load_time() -> np.ndarray:
+                if block is not None:
+                    return block[i - lo : max(i, j) - lo]
                 return np.asarray(tarr[i : max(i, j)], dtype=np.int64)
 
         j = max(i, j)
@@ -538,14 +539,24 @@ def _is_id(name: str) -> bool:
     return True
 
 
-def _search(tarr: Any, time_attrs: Mapping[str, Any], n: int, t: int) -> int:
-    """``searchsorted(time[:n], t, 'left')`` reading only the time chunk that holds the answer."""
+def _time_range(
+    tarr: Any, time_attrs: Mapping[str, Any], n: int, start: int | None, stop: int | None
+) -> tuple[int, int, np.ndarray | None, int]:
+    """``(i, j, block, lo)``: samples ``[i, j)`` have ``start <= time < stop``; ``block`` holds
+    ``time[lo:lo + len(block)]`` covering them (read once, reused for ``time_ns``), or None when no time had to be
+    read. Only the time chunks holding ``start`` and ``stop`` are decoded."""
+    if start is None and stop is None:
+        return 0, n, None, 0
     chunk_starts = time_attrs.get("chunk_starts")
-    if n == 0:
-        return 0
-    if not chunk_starts:  # live sessions keep no chunk index until they are committed
-        return int(np.searchsorted(np.asarray(tarr[:n]), t, side="left"))
-    c = max(0, int(np.searchsorted(np.asarray(chunk_starts), t, side="left")) - 1)
-    size = int(time_attrs["chunk_samples"])
-    block = np.asarray(tarr[c * size : min(n, (c + 1) * size)])
-    return min(n, c * size + int(np.searchsorted(block, t, side="left")))
+    if not chunk_starts or n == 0:  # live sessions keep no chunk index until they are committed
+        lo, hi = 0, n
+    else:
+        size = int(time_attrs["chunk_samples"])
+        cs = np.asarray(chunk_starts)
+        c0 = 0 if start is None else max(0, int(np.searchsorted(cs, start, side="left")) - 1)
+        c1 = len(cs) - 1 if stop is None else max(0, int(np.searchsorted(cs, stop, side="left")) - 1)
+        lo, hi = c0 * size, min(n, (max(c0, c1) + 1) * size)
+    block = np.asarray(tarr[lo:hi], dtype=np.int64)
+    i = 0 if start is None else lo + int(np.searchsorted(block, start, side="left"))
+    j = n if stop is None else lo + int(np.searchsorted(block, stop, side="left"))
+    return i, j, block, lo
