@@ -32,11 +32,25 @@ class IngestResult:
     skipped: dict[str, str] = field(default_factory=dict)  # file -> session that already holds it
 
 
+def _companions(p: Path) -> list[Path]:
+    """Files a recording's header file reads besides itself (BrainVision data/markers, EEGLAB .fdt)."""
+    suffix = p.suffix.lower()
+    if suffix in (".vhdr", ".ahdr"):
+        from xrdata.loaders.eeg import _brainvision_files
+
+        return [p.with_name(n) for n in _brainvision_files(p)[1:]]
+    if suffix == ".set":
+        return [p.with_suffix(s) for s in (".fdt", ".FDT")]
+    return []
+
+
 def file_sha256(path: PathLike) -> str:
-    """SHA-256 of a file's bytes, or of a folder's files (names and bytes, in sorted order)."""
+    """SHA-256 of a recording's bytes: the file and the companion files it points to (BrainVision .eeg and
+    .vmrk, EEGLAB .fdt), or a folder's files (names and bytes, in sorted order)."""
     h = hashlib.sha256()
     p = Path(path)
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    files += [c for c in _companions(p) if c.is_file()] if p.is_file() else []
     for f in files:
         if p.is_dir():
             h.update(f.relative_to(p).as_posix().encode() + b"\0")

@@ -40,6 +40,10 @@ class DevicePreset:
     kind: str  # "VR/MR" | "MR" | "AR" | "glasses" | "add-on"
     sensors: Mapping[str, SensorSpec]
     compute_gflops: float = 10.0  # sustained on-device compute, for the trainer's device budgets
+    memory_gb: float = 8.0  # device RAM available to apps (trainer's storage/memory budgets)
+    battery_wh: float = 20.0  # battery capacity, Wh (0 = tethered / mains powered)
+    latency_ms: float = 30.0  # typical input-to-feedback latency of the platform (QoE model, xrdata.synth.qoe)
+    addons: tuple[str, ...] = ()  # names of add-ons merged into this preset (e.g. "eeg_cap_32")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class UserTraits:
     tremor_amp_g: float = 0.005
     learning_rate: float = 0.1  # per week, skill learning curve
     line_hz: float = 50.0  # mains frequency of the user's locale
+    age_years: float = 30.0  # drives resting pupil, alpha peak, aperiodic exponent, motor speed (population.py)
+    cohort: str = ""  # cohort / role the user belongs to (population.COHORTS), "" when unknown
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class Segment:
     reading: bool = False
     # Targets gaze and hands go to: (time_ns, yaw_deg, pitch_deg, depth_m), head-centred, sorted by time.
     targets: tuple[tuple[int, float, float, float], ...] = ()
+    concept: int = 0  # 1 when the segment follows the user's new concept (concept drift, xrdata.synth.drift)
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,8 @@ class SessionPlan:
     imu_accel_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # m/s^2 at session start
     eeg_worn: bool = True
     mic_muted: bool = False
+    # Orchestrator bookkeeping (split, calendar anchor, dropout and QoE plans, drift state); generators ignore it.
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def duration_ns(self) -> int:

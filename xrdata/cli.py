@@ -211,10 +211,28 @@ def cmd_export_bids(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from xrdata.synth import config_from_preset, generate
+
+    config = config_from_preset(args.preset, users=args.users, weeks=args.weeks, seed=args.seed)
+    result = generate(config, args.store, workers=args.workers, progress=not args.json,
+                      if_exists=args.if_exists, engine=args.engine)
+    if args.json:
+        _print_json(dataclasses.asdict(result))
+    else:
+        print(f"wrote {result.sessions} sessions ({result.seconds / 3600:.2f} h, {result.streams} streams) of "
+              f"{len(result.users)} users to {result.store} in {result.wall_s:.1f} s")
+        print(f"ground truth: {result.ground_truth}")
+        if result.missing_generators:
+            print(f"not generated (module missing): {', '.join(result.missing_generators)}")
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from xrdata.quickstart import run
 
-    summary = run(Path(args.out), users=args.users, seed=args.seed, quiet=args.json)
+    summary = run(Path(args.out), users=args.users, weeks=args.weeks, seed=args.seed, workers=args.workers,
+                  quiet=args.json)
     if args.json:
         _print_json(summary)
     return 0
@@ -280,10 +298,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_export_bids)
 
-    p = sub.add_parser("quickstart", help="build a small demo store end to end and summarise it")
+    p = sub.add_parser("synth", help="generate a synthetic multi-user XR cohort into a store")
+    p.add_argument("--preset", default="quickstart",
+                   help="quickstart | benchmark | benchmark_bursty | neuro | industrial (default quickstart)")
+    p.add_argument("--users", type=int, help="number of users (default: the preset's)")
+    p.add_argument("--weeks", type=float, help="study length in weeks (default: the preset's)")
+    p.add_argument("--seed", type=int, help="random seed (default: the preset's)")
+    p.add_argument("--store", required=True, help="store path or fsspec URL")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
+    p.add_argument("--if-exists", default="error", choices=["error", "skip", "overwrite"],
+                   help="what to do with sessions already in the store (default: error)")
+    p.add_argument("--engine", default="processes", choices=["processes", "dask"], help="parallel engine")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("quickstart", help="synthesize a small cohort, check it, cut windows, write a report")
     p.add_argument("--out", default="xrdata-quickstart", help="output folder (default ./xrdata-quickstart)")
-    p.add_argument("--users", type=int, default=4, help="number of users (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--users", type=int, help="number of users (default: the quickstart preset's)")
+    p.add_argument("--weeks", type=float, help="study length in weeks (default: the preset's)")
+    p.add_argument("--seed", type=int, help="random seed (default: the preset's)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_quickstart)
     return parser

@@ -709,9 +709,15 @@ def _check_norms(s: Stream, d: np.ndarray, schema: dict[str, Any], out: _Collect
         members = group["channels"]
         if not all(c in index for c in members):
             continue
-        vec = np.stack([d[..., index[c]].astype(np.float64) for c in members], axis=-1)
-        norm = np.sqrt(np.sum(vec * vec, axis=-1))
-        bad = np.abs(norm - 1.0) > _NORM_TOL  # NaN compares False: missing samples pass
+        # Squared norm accumulated channel by channel in the data's float precision (no stacked float64 copy):
+        # |norm - 1| > tol  <=>  norm^2 outside [(1 - tol)^2, (1 + tol)^2].
+        sq: np.ndarray | None = None
+        for c in members:
+            x = d[..., index[c]]
+            x = x if x.dtype.kind == "f" else x.astype(np.float32)
+            sq = x * x if sq is None else np.add(sq, x * x, out=sq)
+        assert sq is not None
+        bad = (sq > (1 + _NORM_TOL) ** 2) | (sq < (1 - _NORM_TOL) ** 2)  # NaN compares False: missing passes
         if bad.any():
             out.warning(
                 "range",

@@ -92,3 +92,14 @@ def test_reader_options_reach_the_reader(
     assert depth.rate_hz == 30.0 and depth.n_samples == 5
     assert main([*argv[:-3], "--option", "rate_hz"]) == 1
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_brainvision_dedupe_hashes_the_data_file(fixtures_dir: Path, tmp_path: Path) -> None:
+    src = fixtures_dir / "mne-python"
+    for name in ("test.vhdr", "test.vmrk", "test.eeg"):
+        shutil.copy(src / name, tmp_path / name)
+    before = file_sha256(tmp_path / "test.vhdr")
+    data = bytearray((tmp_path / "test.eeg").read_bytes())
+    data[100] ^= 0xFF  # same header, different samples: a different recording
+    (tmp_path / "test.eeg").write_bytes(bytes(data))
+    assert file_sha256(tmp_path / "test.vhdr") != before

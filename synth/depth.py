@@ -1,0 +1,456 @@
+"""Depth frames of simple indoor scenes with the noise, holes, shadows and flying pixels of the sensor.
+
+Mechanism (uint16 millimetres, 0 = invalid, ``sensor.rate_hz`` frames per second, (height, width) frames):
+
+* **Scene and rendering.** Each session gets a room (floor, walls, ceiling), a table with legs, boxes and a
+  dark monitor on it and furniture along the walls, all axis-aligned boxes. The scene is ray cast once per
+  session from the head position into a panorama (range, surface albedo, incidence angle) at 0.8 x the
+  camera's angular resolution. Each frame looks the panorama up with the head yaw/pitch of the frame
+  (``ctx.head_time_ns``/``ctx.head_yaw_pitch_deg``, interpolated; static when absent) plus the camera's mount
+  tilt, through the pinhole intrinsics: yaw is an exact column shift and every quantised pitch has its own
+  cached lookup table, so a frame costs a few vectorised passes. Head translation is not rendered (the camera
+  stays at the session's mean head position; parallax of walking is ignored).
+* **Structured light** (Kinect-class; projector ``baseline_m`` to the right of the camera): axial noise
+  sigma_z = 1.2 + 1.9 (z - 0.4)^2 mm (Nguyen et al. 2012), spatially correlated over ~3 px like block
+  matching; shadow bands where the projector's light is occluded (invalid beside the left edges of foreground
+  objects, width f b (1/z_fg - 1/z_bg) px); flickering holes at depth edges, grazing angles and dark
+  (absorbing) surfaces; valid 0.5-3.5 m.
+* **Time of flight** (continuous-wave): range noise from the returned amplitude (albedo / r^2) and ambient
+  light, sigma_r = s0 sqrt(A + B) / A; a small systematic "wiggling" error periodic in range; invalid where the
+  amplitude is too low (dark or far surfaces); flying pixels: pixels next to a depth jump > 10 cm mix the near
+  and far depths (1-3 px wide), never on smooth surfaces; valid 0.5-3.86 m.
+* **Lighting** (``plan.lighting_lux``): ambient infrared raises the noise (structured light: pattern contrast,
+  ToF: shot noise of the ambient term) and the share of speckle holes, and shortens the usable range.
+
+Per-frame randomness comes from noise pools drawn once per session (white depth noise, spatially correlated
+hole noise, ToF mixing fractions) read at random offsets (the depth noise as the sum of two slices), so frames
+stay independent while costing almost no new random numbers.
+
+Label imprints: gaze_selection / activity through the head pose (what the camera sees); session-level
+lighting through holes and noise.
+
+Sensor params read: ``kind`` ("structured_light" | "tof", default structured_light), ``width``/``height``
+(px, default 256 x 192), ``z_min_m``/``z_max_m`` (default 0.5 and 3.5 m structured light, 3.86 m ToF),
+``hfov_deg`` (horizontal field of view, default 58 structured light, 75 ToF), ``tilt_deg`` (camera mount pitch
+relative to the head, default -15; 0 for the plane scene), ``baseline_m`` (projector offset, default 0.075),
+``tof_noise_mm`` (ToF range noise at unit amplitude, default 1.2 mm), ``noise_scale`` (default 1),
+``scene`` ("room" | "plane", default room), ``plane_m`` (plane distance, default 1.5 m), ``clean`` (1 ->
+noise-, hole- and flying-pixel-free frames, for ground truth), ``batch_frames`` (frames per vectorised step,
+default 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xrdata.model import Stream
+from xrdata.synth.audio import gaussian_noise, sample_times_ns
+from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
+
+__all__ = ["DEPTH_KINDS", "generate_depth", "intrinsics"]
+
+#: Defaults per sensor kind: valid range (m), horizontal FOV (deg), projector baseline (m).
+DEPTH_KINDS: dict[str, dict[str, float]] = {
+    "structured_light": {"z_min_m": 0.5, "z_max_m": 3.5, "hfov_deg": 58.0, "baseline_m": 0.075},
+    "tof": {"z_min_m": 0.5, "z_max_m": 3.86, "hfov_deg": 75.0, "baseline_m": 0.0},
+}
+
+
+def intrinsics(width: int, height: int, hfov_deg: float) -> dict[str, float]:
+    """Pinhole intrinsics (px) of a ``width`` x ``height`` camera with square pixels and the given FOV."""
+    fx = (width / 2) / np.tan(np.radians(hfov_deg) / 2)
+    return {"fx": float(fx), "fy": float(fx), "cx": (width - 1) / 2, "cy": (height - 1) / 2}
+
+
+@dataclass
+class _Box:
+    lo: np.ndarray  # (3,) min corner, m, camera-centred world frame (x right, y up, -z forward)
+    hi: np.ndarray
+    albedo: float
+    name: str
+
+
+def _room_scene(rng: np.random.Generator, eye_h: float) -> tuple[_Box, list[_Box]]:
+    """A furnished room around the camera at the origin, eye ``eye_h`` m above the floor."""
+    floor = -eye_h
+    wl, wr = rng.uniform(1.6, 2.5, 2)
+    df, db = rng.uniform(2.2, 3.1), rng.uniform(1.5, 2.6)
+    height = rng.uniform(2.5, 2.9)
+    room = _Box(np.array([-wl, floor, -df]), np.array([wr, floor + height, db]), float(rng.uniform(0.6, 0.85)), "room")
+    boxes: list[_Box] = []
+    # table in front, with legs
+    tx, tw = rng.uniform(-0.2, 0.2), rng.uniform(1.0, 1.5)
+    tz0, td = rng.uniform(0.4, 0.6), rng.uniform(0.65, 0.9)
+    top = floor + rng.uniform(0.72, 0.76)
+    x0, x1, z0, z1 = tx - tw / 2, tx + tw / 2, -tz0 - td, -tz0
+    alb_t = float(rng.uniform(0.3, 0.7))
+    boxes.append(_Box(np.array([x0, top - 0.035, z0]), np.array([x1, top, z1]), alb_t, "table_top"))
+    for lx in (x0 + 0.05, x1 - 0.1):
+        for lz in (z0 + 0.05, z1 - 0.1):
+            boxes.append(_Box(np.array([lx, floor, lz]), np.array([lx + 0.05, top - 0.035, lz + 0.05]), alb_t, "leg"))
+    # monitor (dark, absorbing) at the back of the table
+    mx = rng.uniform(x0 + 0.35, x1 - 0.35)
+    boxes.append(_Box(np.array([mx - 0.28, top + 0.1, z0 + 0.08]), np.array([mx + 0.28, top + 0.43, z0 + 0.13]),
+                      0.04, "monitor"))
+    # objects on the table
+    for _ in range(int(rng.integers(2, 5))):
+        sx, sy, sz = rng.uniform(0.08, 0.25), rng.uniform(0.05, 0.25), rng.uniform(0.08, 0.2)
+        cx, cz = rng.uniform(x0 + sx / 2, x1 - sx / 2), rng.uniform(z0 + 0.2 + sz / 2, z0 + 0.65 * td)
+        boxes.append(_Box(np.array([cx - sx / 2, top, cz - sz / 2]), np.array([cx + sx / 2, top + sy, cz + sz / 2]),
+                          float(rng.uniform(0.2, 0.9)), "object"))
+    # furniture along the walls
+    for _ in range(int(rng.integers(2, 4))):
+        sx, sy, sz = rng.uniform(0.4, 1.0), rng.uniform(0.5, 1.8), rng.uniform(0.35, 0.6)
+        wall = int(rng.integers(3))
+        if wall == 0:  # front wall
+            cx = rng.uniform(-wl + sx / 2, wr - sx / 2)
+            lo, hi = [cx - sx / 2, floor, -df], [cx + sx / 2, floor + sy, -df + sz]
+        elif wall == 1:  # left wall
+            cz = rng.uniform(-df + sx / 2, db - sx / 2)
+            lo, hi = [-wl, floor, cz - sx / 2], [-wl + sz, floor + sy, cz + sx / 2]
+        else:  # right wall
+            cz = rng.uniform(-df + sx / 2, db - sx / 2)
+            lo, hi = [wr - sz, floor, cz - sx / 2], [wr, floor + sy, cz + sx / 2]
+        boxes.append(_Box(np.array(lo), np.array(hi), float(rng.uniform(0.2, 0.8)), "furniture"))
+    return room, boxes
+
+
+def _plane_scene(distance: float) -> tuple[_Box, list[_Box]]:
+    """A large flat wall facing the camera at ``distance`` m (for noise measurements)."""
+    room = _Box(np.array([-50.0, -50.0, -distance]), np.array([50.0, 50.0, 50.0]), 0.7, "plane")
+    return room, []
+
+
+def _cast(az: np.ndarray, el: np.ndarray, room: _Box, boxes: list[_Box]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ray cast a panorama grid (azimuth ``az`` (A,), elevation ``el`` (E,), radians) from the origin.
+
+    Returns range (m), albedo and |cos incidence|, each (E, A). Rays leave the room box from inside; each
+    furniture box is only tested on the panorama patch its angular bounds cover.
+    """
+    d = _dirs(az[None, :], el[:, None]).astype(np.float32)  # (E, A, 3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = 1.0 / np.where(d == 0, np.float32(1e-12), d)
+        t_exit = np.where(inv > 0, room.hi.astype(np.float32) * inv, room.lo.astype(np.float32) * inv)
+        axis = np.argmin(t_exit, axis=-1)
+        r = np.take_along_axis(t_exit, axis[..., None], axis=-1)[..., 0]
+        alb = np.full(r.shape, room.albedo, np.float32)
+        for b in boxes:
+            rows, cols = _patch(b, az, el)
+            if rows.stop <= rows.start or cols.stop <= cols.start:
+                continue
+            iv = inv[rows, cols]
+            t1 = b.lo.astype(np.float32) * iv
+            t2 = b.hi.astype(np.float32) * iv
+            tn = np.minimum(t1, t2)
+            tmin = tn.max(axis=-1)
+            tmax = np.maximum(t1, t2).min(axis=-1)
+            rp = r[rows, cols]
+            hit = (tmax >= tmin) & (tmin > 0) & (tmin < rp)
+            if hit.any():
+                r[rows, cols] = np.where(hit, tmin, rp)
+                axis[rows, cols] = np.where(hit, np.argmax(tn, axis=-1), axis[rows, cols])
+                alb[rows, cols] = np.where(hit, np.float32(b.albedo), alb[rows, cols])
+    cos_inc = np.abs(np.take_along_axis(d, axis[..., None], axis=-1)[..., 0])
+    return r, alb, cos_inc
+
+
+def _patch(b: _Box, az: np.ndarray, el: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns of the panorama grid (``el`` descending, ``az`` ascending) a box can cover."""
+    xs, ys, zs = (b.lo[0], b.hi[0]), (b.lo[1], b.hi[1]), (b.lo[2], b.hi[2])
+    # horizontal distance range from the origin to the box footprint
+    px = min(max(0.0, xs[0]), xs[1]) if not xs[0] <= 0 <= xs[1] else 0.0
+    pz = min(max(0.0, zs[0]), zs[1]) if not zs[0] <= 0 <= zs[1] else 0.0
+    rho_min = float(np.hypot(px, pz))
+    rho_max = float(max(np.hypot(x, z) for x in xs for z in zs))
+    margin = 2 * abs(az[1] - az[0]) if az.size > 1 else 0.0
+    e_lo = np.arctan2(ys[0], rho_min if ys[0] < 0 else rho_max) - margin
+    e_hi = np.arctan2(ys[1], rho_min if ys[1] > 0 else rho_max) + margin
+    rows = slice(int(np.searchsorted(-el, -e_hi, side="left")), int(np.searchsorted(-el, -e_lo, side="right")))
+    if rho_min <= 1e-9:  # the box is above or below the camera: every azimuth
+        return rows, slice(0, az.size)
+    corners = np.array([np.arctan2(x, -z) for x in xs for z in zs])
+    centre = np.arctan2(np.mean(xs), -np.mean(zs))
+    rel = (corners - centre + np.pi) % (2 * np.pi) - np.pi
+    a_lo, a_hi = centre + rel.min() - margin, centre + rel.max() + margin
+    c0, c1 = az.size, 0
+    for k in (-2, -1, 0, 1, 2):  # the panorama may span more than one turn
+        lo = int(np.searchsorted(az, a_lo + 2 * np.pi * k, side="left"))
+        hi = int(np.searchsorted(az, a_hi + 2 * np.pi * k, side="right"))
+        if hi > lo:
+            c0, c1 = min(c0, lo), max(c1, hi)
+    return rows, slice(c0, c1)
+
+
+def _dirs(az: np.ndarray, el: np.ndarray) -> np.ndarray:
+    """Unit directions (x right, y up, -z forward) of azimuth (+ = right) and elevation (+ = up), radians."""
+    ce = np.cos(el)
+    az, el, ce = np.broadcast_arrays(az, el, ce)
+    return np.stack([ce * np.sin(az), np.sin(el), -ce * np.cos(az)], axis=-1)
+
+
+def _rotate(dc: np.ndarray, pitch: float) -> tuple[np.ndarray, np.ndarray]:
+    """Elevation and camera-relative azimuth (rad) of camera rays ``dc`` (M, 3) after pitching by ``pitch``."""
+    c, s = np.float32(np.cos(pitch)), np.float32(np.sin(pitch))
+    y = dc[:, 1] * c - dc[:, 2] * s
+    zz = dc[:, 1] * s + dc[:, 2] * c
+    return np.arcsin(np.clip(y, -1, 1)), np.arctan2(dc[:, 0], -zz)
+
+
+def _flag(value: float | str | None) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "on", "true", "yes")
+    return bool(value)
+
+
+def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator, ctx: Context) -> ModalityOutput:
+    """Depth stream of one session (see the module docstring for the model)."""
+    from scipy.ndimage import uniform_filter
+    from scipy.special import ndtri
+
+    p = sensor.params
+    kind = str(p.get("kind", "structured_light"))
+    if kind not in DEPTH_KINDS:
+        raise ValueError(f"depth kind must be one of {sorted(DEPTH_KINDS)}, got {kind!r}")
+    dflt = DEPTH_KINDS[kind]
+    tof = kind == "tof"
+    W, H = int(p.get("width", 256)), int(p.get("height", 192))
+    z_min = float(p.get("z_min_m", dflt["z_min_m"]))
+    z_max = float(p.get("z_max_m", dflt["z_max_m"]))
+    hfov = float(p.get("hfov_deg", dflt["hfov_deg"]))
+    scene = str(p.get("scene", "room"))
+    tilt = float(p.get("tilt_deg", 0.0 if scene == "plane" else -15.0))
+    baseline = float(p.get("baseline_m", dflt["baseline_m"]))
+    noise_scale = float(p.get("noise_scale", 1.0))
+    clean = _flag(p.get("clean", 0))
+    fs = float(sensor.rate_hz)
+    K = intrinsics(W, H, hfov)
+    fx = K["fx"]
+    lux = float(plan.lighting_lux)
+    n_frames = max(0, int(np.ceil(plan.duration_s * fs - 1e-6)))  # frames at t < duration
+    t_ns = sample_times_ns(n_frames, fs)
+
+    # --- scene (drawn first, so a clean render of the same seed shows the same room)
+    sitting = sum((s.stop_ns - s.start_ns) for s in plan.segments if s.activity == "sitting")
+    eye_h = 1.2 if 2 * sitting >= plan.duration_ns or not plan.segments else 1.6
+    if scene == "plane":
+        room, boxes = _plane_scene(float(p.get("plane_m", 1.5)))
+    else:
+        room, boxes = _room_scene(rng, eye_h)
+
+    # --- head pose per frame (yaw + = left, pitch + = up, degrees) and the camera rays
+    if len(ctx.head_time_ns) > 1:
+        ht = np.asarray(ctx.head_time_ns, dtype=np.float64)
+        hyp = np.asarray(ctx.head_yaw_pitch_deg, dtype=np.float64)
+        yaw = np.degrees(np.interp(t_ns, ht, np.unwrap(np.radians(hyp[:, 0]))))
+        pitch = np.interp(t_ns, ht, hyp[:, 1])
+    else:
+        yaw = np.zeros(n_frames)
+        pitch = np.zeros(n_frames)
+    pitch = np.clip(pitch + tilt, -85.0, 85.0)
+    u, v = np.meshgrid(np.arange(W), np.arange(H))
+    dc = np.stack([(u - K["cx"]) / fx, -(v - K["cy"]) / K["fy"], -np.ones_like(u, dtype=np.float64)], axis=-1)
+    norm = np.linalg.norm(dc, axis=-1)
+    cfac = (1.0 / norm).reshape(-1).astype(np.float32)  # z = range * cfac
+    dc = (dc / norm[..., None]).reshape(-1, 3).astype(np.float32)
+    step = 0.8 * np.arctan(1.0 / fx)  # panorama resolution, rad
+    pq = 0.25  # pitch quantisation, deg
+    pbin = np.round(pitch / pq).astype(np.int64)
+    # extent of the pixel rays (camera-relative azimuth, elevation) over the pitches used
+    probe = np.unique(np.concatenate([np.linspace(pbin.min(), pbin.max(), 9).round(), [pbin.min(), pbin.max()]])) \
+        if n_frames else np.array([round(tilt / pq)])
+    az_ext, el_lo, el_hi = 0.0, np.inf, -np.inf
+    for pb in probe:
+        el, az = _rotate(dc, np.radians(pb * pq))
+        az_ext, el_lo, el_hi = max(az_ext, float(np.abs(az).max())), min(el_lo, el.min()), max(el_hi, el.max())
+    margin = az_ext + 4 * step
+    yaw_r = np.radians(yaw)
+    wrap = n_frames and (np.ptp(yaw_r) > 2 * np.pi - 2 * margin)
+    if wrap:
+        yaw_r = (yaw_r + np.pi) % (2 * np.pi) - np.pi
+    world0 = -yaw_r  # world azimuth of the camera's forward direction
+    az0 = (world0.min() if n_frames else 0.0) - margin
+    az1 = (world0.max() if n_frames else 0.0) + margin
+    el0 = max(-np.pi / 2 + 1e-3, el_lo - 4 * step)
+    el1 = min(np.pi / 2 - 1e-3, el_hi + 4 * step)
+    n_az = int(np.ceil((az1 - az0) / step)) + 1
+    n_el = int(np.ceil((el1 - el0) / step)) + 1
+    az_grid = az0 + np.arange(n_az) * step
+    el_grid = el1 - np.arange(n_el) * step
+    r, alb, cos_inc = _cast(az_grid, el_grid, room, boxes)
+    E = el_grid[:, None]
+
+    # --- per-panorama-pixel validity (probability of a hole per frame), ToF noise and flying-pixel partners
+    amb = lux / (lux + 20000.0)
+    p_hole = np.full(r.shape, (0.004 + 0.12 * amb) if not tof else (0.003 + 0.08 * amb))
+    p_hole = 1 - (1 - p_hole) * (1 - 0.9 * np.clip((0.3 - cos_inc) / 0.2, 0, 1))  # grazing incidence
+    edge = _edges(r, 0.05)  # depth discontinuities > 5 cm between panorama neighbours
+    cols = [r, None]
+    if tof:
+        amp_ret = alb / np.maximum(r, 0.05) ** 2  # returned amplitude ~ albedo / r^2
+        ambient = 2e-5 * lux
+        a_min = 0.02
+        p_hole = 1 - (1 - p_hole) * (1 - np.clip((2 * a_min - amp_ret) / a_min, 0, 1))
+        p_hole = np.where(edge, 1 - (1 - p_hole) * 0.6, p_hole)  # the mixed-pixel filter drops some edges
+        s0 = float(p.get("tof_noise_mm", 1.2)) * 1e-3
+        sig_r = s0 * np.sqrt(amp_ret + ambient) / amp_ret * noise_scale
+        r = r + 0.002 * np.sin(2 * np.pi * r / 0.75)  # wiggling: systematic error periodic in range
+        cols = [r, None, sig_r, _flying_partners(r, 0.13)]
+    else:
+        p_hole = 1 - (1 - p_hole) * (1 - 0.5 * np.clip((0.12 - alb) / 0.1, 0, 1))  # absorbing surfaces
+        p_hole = np.where(edge, 1 - (1 - p_hole) * 0.6, p_hole)  # edge flicker
+        if baseline > 0:  # projector shadows: occluded from the projector to the camera's right
+            disp = baseline / np.maximum(r * np.cos(E), 1e-3) / step  # parallax in panorama columns
+            u_p = np.arange(n_az)[None, :] - disp
+            right_min = np.minimum.accumulate(u_p[:, ::-1], axis=1)[:, ::-1]
+            shadow = np.zeros(r.shape, bool)
+            shadow[:, :-1] = u_p[:, :-1] > right_min[:, 1:] + 0.5
+            p_hole = np.where(shadow, 1.0, p_hole)
+        far = np.clip((r - 0.93 * z_max * (1 - 0.3 * amb)) / (0.07 * z_max), 0, 1)  # weak pattern far away
+        p_hole = 1 - (1 - p_hole) * (1 - 0.3 * far)
+    thr = ndtri(np.clip(1 - p_hole, 1e-12, 1 - 1e-12))
+    thr[p_hole >= 1] = -np.inf
+    thr[p_hole <= 0] = np.inf
+    cols[1] = thr
+    packed = np.stack([np.asarray(c, np.float32).reshape(-1) for c in cols], axis=1)  # (panorama px, C)
+
+    # --- lookup tables: base panorama index of every pixel for each quantised pitch (yaw adds a column shift)
+    # a frame reads the panorama from column offset ``shift`` (its yaw) at the pitch table's indices; tables
+    # hold camera-relative columns plus ``col0`` so they are never negative
+    shift = np.round((world0 - az0) / step).astype(np.int64) if n_frames else np.zeros(0, np.int64)
+    col0 = int(shift.min()) if n_frames else 0  # >= the widest camera-relative column (the margin)
+    shift -= col0
+    tables: dict[int, np.ndarray] = {}  # quantised pitch -> panorama index of each pixel (yaw 0), LRU
+
+    def table(b: int) -> np.ndarray:
+        if b in tables:
+            tables[b] = tables.pop(b)
+        else:
+            if len(tables) >= 128:
+                del tables[next(iter(tables))]
+            el, az = _rotate(dc, np.radians(b * pq))
+            row = np.clip(np.round((el1 - el) / step), 0, n_el - 1).astype(np.int64)
+            tables[b] = row * n_az + np.round(az / step).astype(np.int64) + col0
+        return tables[b]
+
+    HW = H * W
+    batch = int(p.get("batch_frames", 4))  # frames per vectorised step (small: temporaries stay in cache)
+    cfac_mm = cfac * np.float32(1000.0)
+    lo_mm, hi_mm = np.float32(z_min * 1000 + 0.5), np.float32(z_max * (1 - 0.3 * amb) * 1000 + 0.5)
+    # structured-light noise law in mm as a polynomial of z in mm (times the ambient-light multiplier)
+    m_lux = float(np.sqrt(1 + lux / 5000.0) * noise_scale)
+    c2, c1, c0 = (np.float32(m_lux * 1.9e-6), np.float32(-m_lux * 2 * 0.4 * 1.9e-3),
+                  np.float32(m_lux * (1.2 + 1.9 * 0.16)))
+    if not clean:  # noise pools: white depth noise (correlated over 3 px along rows), correlated hole noise
+        pool_n = 3 * batch * HW
+        dn = gaussian_noise(rng, pool_n + 2)
+        dn = (dn[:-2] + dn[1:-1] + dn[2:]) * np.float32(1 / np.sqrt(6.0))  # two slices are summed per frame
+        hn = uniform_filter(gaussian_noise(rng, pool_n).reshape(-1, W), size=3, mode="wrap").reshape(-1)
+        hn *= np.float32(1 / hn.std())
+        fly_u = rng.random(pool_n, dtype=np.float32) if tof else None
+    data = np.zeros((n_frames, H, W), np.uint16)
+    flat = data.reshape(n_frames, HW)
+    p_b = np.empty((batch * HW, packed.shape[1]), np.float32)
+    z_b, t_b = np.empty((batch, HW), np.float32), np.empty((batch, HW), np.float32)
+    n_b = np.empty(batch * HW, np.float32)
+    ok_b, ok2_b = np.empty((batch, HW), bool), np.empty((batch, HW), bool)
+    for a in range(0, n_frames, batch):
+        b = min(n_frames, a + batch)
+        m = b - a
+        z, t, ok, ok2 = z_b[:m], t_b[:m], ok_b[:m], ok2_b[:m]
+        P = p_b[: m * HW]
+        for j in range(m):  # mode="clip" avoids take's buffering; the indices are in range by construction
+            packed[shift[a + j] :].take(table(int(pbin[a + j])), axis=0, out=P[j * HW : (j + 1) * HW], mode="clip")
+        rr = P[:, 0].reshape(m, HW)
+        if clean:
+            np.multiply(rr, cfac_mm, out=z)
+            z += np.float32(0.5)
+            np.greater_equal(z, lo_mm, out=ok)
+        else:
+            span = pool_n - m * HW + 1
+            o, o2 = (int(v) for v in rng.integers(0, span, 2))
+            o2 = o2 if o2 != o else (o + 1) % span
+            ho = int(rng.integers(0, (pool_n - m * HW) // W + 1)) * W
+            # the sum of two slices at independent offsets: a frame's noise field never recurs in practice
+            nz = np.add(dn[o : o + m * HW], dn[o2 : o2 + m * HW], out=n_b[: m * HW]).reshape(m, HW)
+            if tof:
+                assert fly_u is not None
+                cand = np.flatnonzero(P[:, 3] != 0)  # pixels next to a jump: mix near and far (flying pixels)
+                near = P[cand, 3]
+                an = np.abs(near)
+                uu = fly_u[o + cand]
+                pf = np.where(near > 0, np.float32(0.6), np.float32(0.35))
+                hit = uu < pf
+                far = P[cand, 0]
+                P[cand, 0] = np.where(hit, an + (np.float32(0.15) + np.float32(0.7) * uu / pf) * (far - an), far)
+                np.multiply(P[:, 2].reshape(m, HW), nz, out=t)
+                t += rr
+                np.multiply(t, cfac_mm, out=z)
+                z += np.float32(0.5)
+            else:
+                np.multiply(rr, cfac_mm, out=z)
+                np.multiply(z, c2, out=t)
+                t += c1
+                t *= z
+                t += c0
+                t *= nz
+                z += t
+                z += np.float32(0.5)
+            np.less(hn[ho : ho + m * HW].reshape(m, HW), P[:, 1].reshape(m, HW), out=ok)
+            np.greater_equal(z, lo_mm, out=ok2)
+            ok &= ok2
+        np.less_equal(z, hi_mm, out=ok2)
+        ok &= ok2
+        np.copyto(flat[a:b], z, casting="unsafe", where=ok)
+
+    meta: dict[str, Any] = {
+        "intrinsics": K, "kind": kind, "z_min_m": z_min, "z_max_m": z_max, "reference_space": "view",
+        "baseline_m": baseline, "synthetic": True,
+    }
+    stream = Stream("depth", "depth", t_ns, data, ["depth"], ["mm"], rate_hz=fs, meta=meta)
+    truth: dict[str, Any] = {
+        "kind": kind, "intrinsics": K, "lighting_lux": lux, "scene": scene, "eye_height_m": eye_h,
+        "boxes": [{"name": bx.name, "lo": bx.lo.round(3).tolist(), "hi": bx.hi.round(3).tolist(),
+                   "albedo": round(bx.albedo, 3)} for bx in [room, *boxes]],
+        "noise_law_mm": "1.2 + 1.9 (z - 0.4)^2" if not tof else "tof amplitude model",
+        "noise_multiplier": float(m_lux), "panorama_shape": [n_el, n_az], "tilt_deg": tilt,
+        "invalid_fraction": float(np.mean(data == 0)) if data.size else 0.0,
+    }
+    return ModalityOutput(streams=[stream], truth=truth)
+
+
+def _edges(r: np.ndarray, jump_m: float) -> np.ndarray:
+    """Pixels of a (rows, cols) range image next to a discontinuity larger than ``jump_m``."""
+    e = np.zeros(r.shape, bool)
+    jh = np.abs(np.diff(r, axis=1)) > jump_m
+    jv = np.abs(np.diff(r, axis=0)) > jump_m
+    e[:, 1:] |= jh
+    e[:, :-1] |= jh
+    e[1:, :] |= jv
+    e[:-1, :] |= jv
+    return e
+
+
+def _flying_partners(r: np.ndarray, jump_m: float) -> np.ndarray:
+    """Range of the near surface for panorama pixels that can become ToF flying (mixed) pixels.
+
+    The first pixel on the far side of a jump larger than ``jump_m`` gets the near range (> 0), the second one
+    on the same far surface gets it negated (< 0, mixing less often); all others 0. Rows and columns both.
+    """
+    out = np.zeros(r.shape, np.float64)
+    for axis in (1, 0):
+        a = np.moveaxis(r, axis, -1)
+        o = np.moveaxis(out, axis, -1)
+        d = a[..., 1:] - a[..., :-1]
+        flat_next = np.abs(np.diff(a, axis=-1)) < 0.05
+        up = d > jump_m  # the next pixel is farther
+        o[..., 1:] = np.where(up & (o[..., 1:] == 0), a[..., :-1], o[..., 1:])
+        second = up[..., :-1] & flat_next[..., 1:]
+        o[..., 2:] = np.where(second & (o[..., 2:] == 0), -a[..., :-2], o[..., 2:])
+        down = d < -jump_m  # the previous pixel is farther
+        o[..., :-1] = np.where(down & (o[..., :-1] == 0), a[..., 1:], o[..., :-1])
+        second = down[..., 1:] & flat_next[..., :-1]
+        o[..., :-2] = np.where(second & (o[..., :-2] == 0), -a[..., 2:], o[..., :-2])
+    return out

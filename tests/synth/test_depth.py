@@ -1,0 +1,155 @@
+"""Depth generator: REALISM rows D1, D3, D4, D5 computed on generated frames, plus pose, lighting and contract."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from xrdata.model import Recording
+from xrdata.synth import stats
+from xrdata.synth.depth import generate_depth
+from xrdata.synth.types import EXAMPLE_DEVICE, Context, ModalityOutput, SensorSpec, SessionPlan, example_plan
+from xrdata.validation import check_writable
+
+SENSOR = EXAMPLE_DEVICE.sensors["depth"]
+
+
+def _sensor(**params: float | str) -> SensorSpec:
+    return replace(SENSOR, params={**SENSOR.params, **params})
+
+
+def _frames(
+    seconds: float = 1.0, seed: int = 0, ctx: Context | None = None, plan: SessionPlan | None = None,
+    **params: float | str,
+) -> tuple[np.ndarray, ModalityOutput]:
+    plan = plan or example_plan(seconds)
+    out = generate_depth(plan, _sensor(**params), np.random.default_rng(seed), ctx or Context())
+    return out.streams[0].data, out
+
+
+def _clean(seconds: float = 1.0, seed: int = 0, **params: float | str) -> np.ndarray:
+    return _frames(seconds, seed, clean=1, **params)[0][0]
+
+
+@pytest.mark.parametrize("z", [0.6, 1.0, 1.8, 2.6, 3.2])
+def test_d1_structured_light_noise_law_on_static_plane(z: float) -> None:
+    frames, _ = _frames(2.0, seed=int(z * 10), scene="plane", plane_m=z)
+    zm, sd = stats.depth_temporal_noise(frames[:, 64:128, 96:160])
+    assert zm.size > 3000 and abs(np.median(zm) - z) < 0.01
+    ratio = np.median(sd / stats.structured_light_sigma_mm(zm))
+    assert 0.8 <= ratio <= 1.2, ratio
+
+
+@pytest.mark.parametrize("kind", ["structured_light", "tof"])
+def test_clean_plane_renders_flat_through_the_intrinsics(kind: str) -> None:
+    """Every pixel of a fronto-parallel plane has the plane's z (the panorama lookup follows the rays)."""
+    for plane in (0.7, 2.0):
+        f = _clean(0.1, kind=kind, scene="plane", plane_m=plane, tilt_deg=0.0)
+        assert np.all(np.abs(f.astype(np.float64) - plane * 1000) <= 4 + 3e-3 * plane * 1000), (kind, plane)
+
+
+def test_d3_valid_range_per_preset() -> None:
+    for kind, (z_min, z_max) in (("structured_light", (0.5, 3.5)), ("tof", (0.5, 3.86))):
+        frames, _ = _frames(0.5, kind=kind)
+        valid = frames[frames > 0]
+        assert valid.min() >= z_min * 1000 and valid.max() <= z_max * 1000
+        # a plane beyond or before the range is invalid; one inside it is seen
+        for plane, seen in ((0.4, False), (3.0, True), (3.7, kind == "tof"), (4.2, False)):
+            f, _ = _frames(0.2, kind=kind, scene="plane", plane_m=plane)
+            centre = f[:, 80:112, 112:144]
+            assert (np.mean(centre > 0) > 0.9) if seen else np.all(centre == 0), (kind, plane)
+
+
+def test_d3_pixels_beyond_range_are_invalid_in_rooms() -> None:
+    for seed in range(3):
+        truth = _clean(seed=seed, z_min_m=0.05, z_max_m=20.0)  # true depths, unclipped
+        frames, _ = _frames(0.3, seed=seed, z_max_m=1.8)
+        far, near = truth > 1850, (truth > 0) & (truth < 450)
+        assert far.mean() > 0.05
+        assert np.all(frames[:, far] == 0) and np.all(frames[:, near] == 0)
+        assert frames[frames > 0].max() <= 1800
+
+
+def test_d4_invalid_fraction_indoors_and_shadow_bands() -> None:
+    for seed in range(4):
+        for kind in ("structured_light", "tof"):
+            frames, _ = _frames(0.5, seed=seed, kind=kind)
+            frac = stats.invalid_fraction(frames)
+            assert 0.02 <= frac <= 0.15, (kind, seed, frac)
+        # structured light: invalid bands on the background left of foreground objects (projector on the right)
+        ref = _clean(seed=seed).astype(np.float64)
+        frames, _ = _frames(0.5, seed=seed)
+        ref[ref == 0] = np.nan
+        dz = ref[:, 1:] - ref[:, :-1]
+        inv = (frames == 0).mean(axis=0)
+        rows, cols = np.nonzero(dz < -300)  # far -> near going right: a left edge of a foreground object
+        left = inv[rows[:, None], np.clip(cols[:, None] - np.arange(3), 0, None)].mean()
+        rows, cols = np.nonzero(dz > 300)  # near -> far: a right edge
+        right = inv[rows[:, None], np.clip(cols[:, None] + 1 + np.arange(1, 4), None, ref.shape[1] - 1)].mean()
+        assert left > 0.6 and left > 2.5 * right, (left, right)
+
+
+def test_d5_flying_pixels_only_beside_jumps_for_tof() -> None:
+    for seed in range(3):
+        ref = _clean(seed=seed, kind="tof")
+        frames, _ = _frames(0.4, seed=seed, kind="tof")
+        zone = stats.depth_jumps(ref, jump_mm=100.0, radius=2)  # within 3 px of a > 10 cm discontinuity
+        fly = np.array([stats.flying_pixels(f, ref, tol_mm=50.0) for f in frames])
+        assert fly.sum() > 100 * len(frames) and fly[:, zone].mean() > 0.01
+        assert not np.any(fly[:, ~zone]), "flying pixels on smooth surfaces"
+        # structured light has no mixed pixels: detections are rare noise outliers at most
+        sl = _frames(0.4, seed=seed)[0]
+        sl_fly = np.mean([stats.flying_pixels(f, _clean(seed=seed), tol_mm=50.0).mean() for f in sl])
+        assert sl_fly < 1e-4 and fly.mean() > 50 * max(sl_fly, 1e-6)
+
+
+def test_lighting_raises_noise_and_holes() -> None:
+    dim = example_plan(1.0, lighting_lux=200.0)
+    bright = example_plan(1.0, lighting_lux=20000.0)
+    for kind in ("structured_light", "tof"):
+        f_dim, _ = _frames(plan=dim, kind=kind)
+        f_bright, _ = _frames(plan=bright, kind=kind)
+        assert stats.invalid_fraction(f_bright) > stats.invalid_fraction(f_dim) + 0.01
+        p_dim, _ = _frames(plan=dim, kind=kind, scene="plane", plane_m=2.0)
+        p_bright, _ = _frames(plan=bright, kind=kind, scene="plane", plane_m=2.0)
+        sd_dim = np.median(stats.depth_temporal_noise(p_dim[:, 80:112, 112:144])[1])
+        sd_bright = np.median(stats.depth_temporal_noise(p_bright[:, 80:112, 112:144])[1])
+        assert sd_bright > 1.3 * sd_dim, (kind, sd_dim, sd_bright)
+
+
+def test_head_yaw_moves_the_scene() -> None:
+    """Turning the head left by 10 deg moves the scene right by fx tan(10 deg) pixels."""
+    imgs = []
+    for yaw in (0.0, 10.0):
+        ctx = Context(head_time_ns=np.array([0, 2_000_000_000]), head_yaw_pitch_deg=np.array([[yaw, 0.0], [yaw, 0.0]]))
+        imgs.append(_frames(0.1, ctx=ctx, clean=1)[0][0].astype(np.float64))
+    _, out = _frames(0.1)
+    expected = out.truth["intrinsics"]["fx"] * np.tan(np.radians(10.0))
+    a, b = imgs
+    err = {s: np.mean(np.abs(a[:, : 256 - s] - b[:, s:])) for s in range(0, 80)}
+    assert abs(min(err.items(), key=lambda kv: kv[1])[0] - expected) <= 2
+
+
+def test_stream_is_writable_deterministic_with_intrinsics() -> None:
+    plan = example_plan(0.5, (("gaze_selection", "target_1"),))
+    for kind in ("structured_light", "tof"):
+        f1, out = _frames(plan=plan, kind=kind, seed=3)
+        f2, _ = _frames(plan=plan, kind=kind, seed=3)
+        s = out.streams[0]
+        check_writable(Recording("u", "s", [s]))
+        assert s.data.dtype == np.uint16 and s.data.shape == (15, 192, 256) and s.units == ["mm"]
+        assert set(s.meta["intrinsics"]) == {"fx", "fy", "cx", "cy"} and s.meta["kind"] == kind
+        assert np.array_equal(f1, f2) and not np.array_equal(f1, _frames(plan=plan, kind=kind, seed=4)[0])
+    small, out = _frames(0.2, width=128, height=96)
+    assert small.shape == (6, 96, 128) and out.truth["intrinsics"]["cx"] == 63.5
+
+
+def test_wide_head_motion_is_rendered() -> None:
+    """Full turns and large pitch excursions stay inside the panorama (no artefacts, same invalid share)."""
+    t = np.linspace(0, 4e9, 400).astype(np.int64)
+    yp = np.stack([np.linspace(0, 540, t.size), 25 * np.sin(np.linspace(0, 6, t.size))], axis=1)
+    frames, _ = _frames(4.0, ctx=Context(head_time_ns=t, head_yaw_pitch_deg=yp), kind="tof")
+    per_frame = (frames == 0).mean(axis=(1, 2))
+    assert np.all(per_frame < 0.3) and 0.005 < per_frame.mean() < 0.15
