@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import zarr
 
-from xrdata.encoding import choose_encoding, compressor
+from xrdata.encoding import choose_encoding
 from xrdata.errors import SessionExistsError, StoreError, ValidationError
-from xrdata.model import EVENTS_SCHEMA, Recording, Stream, check_id, normalize_meta
-from xrdata.schemas import version as schema_version
+from xrdata.model import Recording, Stream, check_id, normalize_meta
 from xrdata.validation import check_writable, sample_validity
 
 if TYPE_CHECKING:
@@ -79,13 +77,9 @@ class LiveWriter:
         try:
             if self.store._session_attrs(self.user, self.session) is not None:
                 raise SessionExistsError(f"session {self.user}/{self.session} already exists in {self.store.url}")
-            for col in EVENTS_SCHEMA:
-                string = EVENTS_SCHEMA[col] == pl.String
-                self._event_arrays[col] = zarr.create_array(
-                    self.store._zstore, name=f"{self.base}/events/{col}", shape=(0,),
-                    dtype=str if string else np.int64, chunks=(4096,), fill_value="" if string else 0,
-                    dimension_names=("event",), overwrite=True,
-                )
+            from xrdata.store import create_event_arrays
+
+            self._event_arrays = create_event_arrays(self.store._zstore, self.base, 0)
             self._write_session_attrs("live")  # visible only once every array it points to exists
         except BaseException:
             self._lock.release()
@@ -134,24 +128,18 @@ class LiveWriter:
         if stream.name in self._buffers:
             raise ValidationError(f"stream {stream.name!r} is already declared in {self.user}/{self.session}")
         check_writable(Recording(self.user, self.session, [stream]))
-        from xrdata.store import _dim_names, _fill, _group_doc
+        from xrdata.store import _group_doc, create_stream_arrays
 
         buf = _Buffer(stream)
         sample_nbytes = int(np.prod(buf.sample_shape, dtype=np.int64)) * buf.dtype.itemsize
         enc = choose_encoding(sample_nbytes, 0, sharded=False)
         buf.chunk_samples = enc.chunk_samples
-        tchunk = choose_encoding(8, 0, sharded=False).chunk_samples
+        tenc = choose_encoding(8, 0, sharded=False)
         sbase = f"{self.base}/streams/{stream.name}"
-        self.store._b.write_atomic(f"{sbase}/zarr.json", _group_doc(self._stream_attrs(buf, tchunk, None)))
-        buf.data_arr = zarr.create_array(
-            self.store._zstore, name=f"{sbase}/data", shape=(0, *buf.sample_shape), dtype=buf.dtype,
-            chunks=(enc.chunk_samples, *buf.sample_shape), compressors=[compressor(buf.dtype)],
-            fill_value=_fill(buf.dtype), dimension_names=_dim_names(stream, stream.data.ndim), overwrite=True,
-        )
-        buf.time_arr = zarr.create_array(
-            self.store._zstore, name=f"{sbase}/time", shape=(0,), dtype=np.int64, chunks=(tchunk,),
-            compressors=[compressor(np.dtype(np.int64), time=True)], fill_value=0,
-            dimension_names=("time",), overwrite=True,
+        doc = self._stream_attrs(buf, tenc.chunk_samples, None)
+        self.store._b.write_atomic(f"{sbase}/zarr.json", _group_doc(doc))
+        buf.data_arr, buf.time_arr = create_stream_arrays(
+            self.store._zstore, sbase, stream, (0, *buf.sample_shape), buf.dtype, enc, tenc
         )
         self._buffers[stream.name] = buf
         self._write_session_attrs("live")
@@ -159,16 +147,13 @@ class LiveWriter:
             self.append(stream.name, stream.time_ns, stream.data)
 
     def _stream_attrs(self, buf: _Buffer, tchunk: int, starts: list[int] | None) -> dict[str, Any]:
-        s = buf.spec
+        from xrdata.store import stream_document
+
         time_attrs: dict[str, Any] = {"kind": "array", "chunk_samples": tchunk}
         if starts is not None:
             time_attrs["chunk_starts"] = starts
-        return {
-            "kind": "stream", "name": s.name, "modality": s.modality, "channels": s.channels,
-            "units": s.units, "rate_hz": s.rate_hz, "meta": s.meta, "schema_version": schema_version(s.modality),
-            "n_samples": buf.n_flushed, "dtype": str(buf.dtype), "sample_shape": list(buf.sample_shape),
-            "valid_samples": buf.valid, "time": time_attrs,
-        }
+        return stream_document(buf.spec, n=buf.n_flushed, dtype=buf.dtype, sample_shape=buf.sample_shape,
+                               valid=buf.valid, time=time_attrs)
 
     def append(self, name: str, time_ns: Any, data: Any) -> None:
         """Append ``k`` samples: ``time_ns`` (k,) int64 ns, ``data`` (k, *sample_shape) of the stream's dtype."""

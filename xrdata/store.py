@@ -29,7 +29,15 @@ from zarr.storage import FsspecStore, LocalStore
 
 from xrdata import catalog as cat
 from xrdata._fs import Backend, UserLock
-from xrdata.encoding import CHUNK_BYTES, choose_encoding, compact_time, compressor, expand_time, time_index
+from xrdata.encoding import (
+    CHUNK_BYTES,
+    Encoding,
+    choose_encoding,
+    compact_time,
+    compressor,
+    expand_time,
+    time_index,
+)
 from xrdata.errors import (
     NotFoundError,
     SessionExistsError,
@@ -65,6 +73,54 @@ def _dim_names(stream: Stream, ndim: int) -> tuple[str, ...]:
     if len(axes) != ndim - 1:
         axes = [f"dim_{i}" for i in range(1, ndim)]
     return ("time", *axes)
+
+
+def stream_document(
+    s: Stream, *, n: int, dtype: np.dtype[Any], sample_shape: Sequence[int], valid: int, time: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ``attributes.xrdata`` document of a stream group (docs/FORMAT.md), shared by both writers."""
+    return {
+        "kind": "stream", "name": s.name, "modality": s.modality, "channels": s.channels, "units": s.units,
+        "rate_hz": s.rate_hz, "meta": s.meta, "schema_version": schema_version(s.modality), "n_samples": n,
+        "dtype": str(dtype), "sample_shape": list(sample_shape), "valid_samples": valid, "time": dict(time),
+    }
+
+
+def create_stream_arrays(
+    zstore: Any, base: str, s: Stream, shape: tuple[int, ...], dtype: np.dtype[Any], enc: Encoding,
+    time_enc: Encoding | None,
+) -> tuple[Any, Any]:
+    """Create ``base/data`` and (unless ``time_enc`` is None: compact time base) ``base/time``."""
+
+    def shards(e: Encoding, rest: tuple[int, ...]) -> tuple[int, ...] | None:
+        return None if e.shard_samples is None else (e.shard_samples, *rest)
+
+    data = zarr.create_array(
+        zstore, name=f"{base}/data", shape=shape, dtype=dtype, chunks=(enc.chunk_samples, *shape[1:]),
+        shards=shards(enc, shape[1:]), compressors=[compressor(dtype)], fill_value=_fill(dtype),
+        dimension_names=_dim_names(s, len(shape)), overwrite=True,
+    )
+    if time_enc is None:
+        return data, None
+    time = zarr.create_array(
+        zstore, name=f"{base}/time", shape=(shape[0],), dtype=np.int64, chunks=(time_enc.chunk_samples,),
+        shards=shards(time_enc, ()), compressors=[compressor(np.dtype(np.int64), time=True)], fill_value=0,
+        dimension_names=("time",), overwrite=True,
+    )
+    return data, time
+
+
+def create_event_arrays(zstore: Any, base: str, n: int) -> dict[str, Any]:
+    """Create the four ``base/events/*`` arrays of length ``n``."""
+    out = {}
+    for col, kind in EVENTS_SCHEMA.items():
+        string = kind == pl.String
+        out[col] = zarr.create_array(
+            zstore, name=f"{base}/events/{col}", shape=(n,), dtype=str if string else np.int64,
+            chunks=(max(1, min(n, 65536)) if n else 4096,), fill_value="" if string else 0,
+            dimension_names=("event",), overwrite=True,
+        )
+    return out
 
 
 def _device_name(meta: Mapping[str, Any]) -> str | None:
@@ -237,48 +293,22 @@ class Store:
         time_base = compact_time(t, s.rate_hz)
         valid = int(sample_validity(s.modality, s.channels, d).sum())
         tenc = choose_encoding(8, n, chunk_bytes=CHUNK_BYTES)
-        attrs = {
-            "kind": "stream", "name": s.name, "modality": s.modality, "channels": s.channels,
-            "units": s.units, "rate_hz": s.rate_hz, "meta": s.meta, "schema_version": schema_version(s.modality),
-            "n_samples": n, "dtype": str(d.dtype), "sample_shape": list(d.shape[1:]), "valid_samples": valid,
-            "time": time_base or {
-                "kind": "array", "chunk_samples": tenc.chunk_samples,
-                "chunk_starts": t[:: tenc.chunk_samples].tolist(),
-            },
+        time_doc = time_base or {
+            "kind": "array", "chunk_samples": tenc.chunk_samples, "chunk_starts": t[:: tenc.chunk_samples].tolist(),
         }
-        self._b.write_atomic(f"{base}/zarr.json", _group_doc(attrs))
-        arr = zarr.create_array(
-            self._zstore, name=f"{base}/data", shape=d.shape, dtype=d.dtype,
-            chunks=(enc.chunk_samples, *d.shape[1:]),
-            shards=None if enc.shard_samples is None else (enc.shard_samples, *d.shape[1:]),
-            compressors=[compressor(d.dtype)], fill_value=_fill(d.dtype),
-            dimension_names=_dim_names(s, d.ndim), overwrite=True,
-        )
+        doc = stream_document(s, n=n, dtype=d.dtype, sample_shape=d.shape[1:], valid=valid, time=time_doc)
+        self._b.write_atomic(f"{base}/zarr.json", _group_doc(doc))
+        arr, tarr = create_stream_arrays(self._zstore, base, s, d.shape, d.dtype, enc, None if time_base else tenc)
         if n:
             arr[...] = d
-        if time_base is None:
-            tarr = zarr.create_array(
-                self._zstore, name=f"{base}/time", shape=(n,), dtype=np.int64,
-                chunks=(tenc.chunk_samples,), shards=None if tenc.shard_samples is None else (tenc.shard_samples,),
-                compressors=[compressor(np.dtype(np.int64), time=True)], fill_value=0,
-                dimension_names=("time",), overwrite=True,
-            )
-            if n:
+            if tarr is not None:
                 tarr[...] = t
 
     def _write_events(self, base: str, events: pl.DataFrame) -> None:
         self._b.write_atomic(f"{base}/events/zarr.json", _group_doc({"kind": "events"}))
-        n = events.height
-        for col in EVENTS_SCHEMA:
-            values = events[col].to_numpy()
-            dtype: Any = str if EVENTS_SCHEMA[col] == pl.String else np.int64
-            a = zarr.create_array(
-                self._zstore, name=f"{base}/events/{col}", shape=(n,), dtype=dtype,
-                chunks=(max(1, min(n, 65536)),), fill_value="" if dtype is str else 0,
-                dimension_names=("event",), overwrite=True,
-            )
-            if n:
-                a[...] = values
+        for col, a in create_event_arrays(self._zstore, base, events.height).items():
+            if events.height:
+                a[...] = events[col].to_numpy()
 
     def delete(self, user: str, session: str) -> None:
         """Remove a session (complete or incomplete) and its catalog rows."""
