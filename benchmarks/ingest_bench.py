@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from _common import cpu_model, md_table, settle, update_readme  # benchmarks/_common.py
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import LocalStore
 
@@ -107,11 +108,6 @@ def _fresh_dir(work: Path, name: str) -> Path:
     path = work / name
     shutil.rmtree(path, ignore_errors=True)
     return path
-
-
-def _settle() -> None:
-    """Flush dirty pages (earlier stores) so one timed write does not pay for another's writeback."""
-    os.sync()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -285,7 +281,7 @@ def bench_file(fmt: str, path: Path, work: Path, reps: int, split: bool = True) 
 
     def do_ingest(rep: int) -> None:
         store = xrdata.open_store(_fresh_dir(work, "ingest"))  # opening a store is not part of an ingest
-        _settle()
+        settle()
         with _timed(times, "ingest"):
             ingest([path], store, USER, session=f"r{rep}")
         shutil.rmtree(work / "ingest")
@@ -296,14 +292,14 @@ def bench_file(fmt: str, path: Path, work: Path, reps: int, split: bool = True) 
         with _timed(times, "read"):
             rec = XRDATA_READER[fmt](path, user_id=USER, session_id=f"r{rep}")
         store = xrdata.open_store(_fresh_dir(work, "split"))
-        _settle()
+        settle()
         with _timed(times, "write"):
             store.write(rec)
         specs = _array_specs(work / "split", f"users/{USER}/r{rep}", rec)
         shutil.rmtree(work / "split")
         del rec
         root = _fresh_dir(work, "plain")
-        _settle()
+        settle()
         with _timed(times, "zarr"):
             plain_zarr_write(root, specs)
         del specs
@@ -334,13 +330,9 @@ def bench_file(fmt: str, path: Path, work: Path, reps: int, split: bool = True) 
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
+    cpu = cpu_model()
     mem_gb = float("nan")
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (OSError, ValueError):
         pass
@@ -355,12 +347,6 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "mem_gb": mem_gb, "python": platform.python_version(),
             "platform": platform.platform(), "versions": versions, "xrdata": xrdata.__version__,
             "loadavg_start": os.getloadavg()}
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _s(x: float) -> str:
@@ -398,7 +384,7 @@ def report(res: dict[str, Any]) -> str:
                 f"{r['ratio']:.2f}", f"{r['ratio_cpu']:.2f}", f"<= {TARGET}", _ok(r["ratio"]),
                 f"{r['vs_floor']:.2f} ({r['vs_floor_cpu']:.2f})",
             ])
-        out.append(_md_table(["format", "file", "MB", "reference", "reference s", "ingest s", "ingest / ref",
+        out.append(md_table(["format", "file", "MB", "reference", "reference s", "ingest s", "ingest / ref",
                               "ingest / ref (CPU)", "target", "met", "ingest / floor"], table))
         out += ["", f"Where the time goes ({title.split(' (')[0].lower()}; medians, wall s (CPU s)): `read_<fmt>` = "
                 "reference parse + conversion + `check_writable`; conversion = `read_<fmt>` - reference; plain zarr = "
@@ -413,7 +399,7 @@ def report(res: dict[str, Any]) -> str:
                 f"{_s(r['write'])} ({_s(r['write_cpu'])})", f"{_s(r['zarr'])} ({_s(r['zarr_cpu'])})",
                 f"{r['floor_ratio']:.2f} ({r['floor_ratio_cpu']:.2f})",
             ])
-        out.append(_md_table(["format", "file", "sha256", "read_<fmt>", "conversion", "Store.write",
+        out.append(md_table(["format", "file", "sha256", "read_<fmt>", "conversion", "Store.write",
                               "plain zarr write", "floor"], table))
         out.append("")
     if res["skipped"]:
@@ -425,7 +411,7 @@ def report(res: dict[str, Any]) -> str:
             f"**{h['minutes']:g}-minute XDF** ({mb:.0f} MB: EEG 64 ch float32 at 1 kHz, gaze 120 Hz, head pose 90 Hz, "
             f"markers; generated in {h['generate_s']:.0f} s; {h['reps_n']} rep): MB/s = input file MB / wall s "
             "(CPU: MB per CPU-second)", "",
-            _md_table(["", "wall s", "CPU s", "MB/s", "MB/CPU-s"], [
+            md_table(["", "wall s", "CPU s", "MB/s", "MB/CPU-s"], [
                 ["pyxdf.load_xdf (parse alone)", _s(h["ref"]), _s(h["ref_cpu"]), f"{mb / h['ref']:.1f}",
                  f"{mb / h['ref_cpu']:.1f}"],
                 ["xrdata ingest (everything)", _s(h["ingest"]), _s(h["ingest_cpu"]), f"{mb / h['ingest']:.1f}",
@@ -439,16 +425,6 @@ def report(res: dict[str, Any]) -> str:
     elif res.get("hour_skipped"):
         out.append(f"Hour XDF skipped: {res['hour_skipped']}")
     return "\n".join(out).rstrip()
-
-
-def update_readme(path: Path, text: str) -> None:
-    """Replace only this script's generated block (between its markers) in the README; re-read just before."""
-    doc = path.read_text()
-    if BEGIN not in doc or END not in doc:
-        print(f"{path}: no {BEGIN} ... {END} block; README left unchanged", file=sys.stderr)
-        return
-    doc = doc[: doc.index(BEGIN)] + f"{BEGIN}\n{text}\n{END}" + doc[doc.index(END) + len(END):]
-    path.write_text(doc)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -561,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, default=str))
     if args.update_readme:
-        update_readme(args.update_readme, text + f"\n\nWhole run: {res['total_s']:.0f} s.")
+        update_readme(args.update_readme, BEGIN, END, text + f"\n\nWhole run: {res['total_s']:.0f} s.")
     return 0
 
 

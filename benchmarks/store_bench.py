@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import zarr
+from _common import cpu_model, md_table, settle, update_readme  # benchmarks/_common.py
 from zarr.codecs import BloscCodec, BloscShuffle
 from zarr.core.metadata import ArrayV3Metadata
 from zarr.storage import LocalStore
@@ -488,11 +489,6 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def _settle() -> None:
-    """Flush dirty pages before a timed run, so one side does not pay for the other's writeback."""
-    os.sync()
-
-
 @contextmanager
 def _timer(wall: list[float], cpu: list[float]) -> Iterator[None]:
     """Wall-clock and process CPU seconds (all threads: zarr's codec threads included). CPU time barely
@@ -570,14 +566,14 @@ def bench_write(rec: xrdata.Recording, work: Path, reps: int) -> dict[str, Any]:
             root = _fresh(work / ("xrdata" if side == "x" else "anchor"))
             if side == "x":
                 store = xrdata.open_store(root)
-                _settle()
+                settle()
                 with _timer(t_x, c_x):
                     store.write(rec)
                 if not specs:
                     specs = _array_specs(root, session_rel, arrays)
             else:
                 root.mkdir(parents=True)
-                _settle()
+                settle()
                 with _timer(t_a, c_a):
                     anchor_write(root, session_rel, arrays, specs)
             if not last:
@@ -814,7 +810,7 @@ SWEEP_SHARDS = (None, 16 << 20, 64 << 20, 256 << 20)
 def _write_plain(root: Path, d: np.ndarray, chunk: int, shard: int | None, codec: BloscCodec) -> tuple[float, float]:
     """(wall, CPU) seconds to create and fill one array with plain zarr."""
     store = LocalStore(_fresh(root))
-    _settle()
+    settle()
     wall: list[float] = []
     cpu: list[float] = []
     with _timer(wall, cpu):
@@ -896,14 +892,7 @@ def sweep(rec: xrdata.Recording, work: Path, n_windows: int = 9) -> dict[str, An
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import numcodecs
 
     return {
@@ -912,12 +901,6 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(), "loadavg_start": os.getloadavg(),
         "chunk_bytes": CHUNK_BYTES, "shard_bytes": SHARD_BYTES, "clevel": compressor(np.dtype("f4")).clevel,
     }
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _trio(rows: list[dict[str, Any]], key: str, fmt: str) -> str:
@@ -937,7 +920,7 @@ def report(res: dict[str, Any]) -> str:
     med = statistics.median
     out += [f"**Write** the session (median of {w['reps']}, alternating order; MB/s = uncompressed bytes through "
             "the codecs / wall s; CPU = process CPU s, all threads)", "",
-            _md_table(["", "plain zarr (anchor)", "xrdata Store.write", "xrdata / anchor", "target"], [
+            md_table(["", "plain zarr (anchor)", "xrdata Store.write", "xrdata / anchor", "target"], [
                 ["MB/s (wall)", f"{w['anchor_mb_s']:.1f}", f"{w['xrdata_mb_s']:.1f}", f"{w['ratio']:.2f}", ">= 0.90"],
                 ["wall s, each rep", " ".join(f"{x:.1f}" for x in w["anchor_s"]),
                  " ".join(f"{x:.1f}" for x in w["xrdata_s"]), f"best-of {w['ratio_best']:.2f}", ""],
@@ -947,7 +930,7 @@ def report(res: dict[str, Any]) -> str:
     r = res["read"]
     out += [f"**Read** a random {r['window_s']:g} s window of every stream ({r['windows']} windows, "
             f"{r['window_mb']:.1f} MB of samples each, page cache warm; median)", "",
-            _md_table(["", "wall ms", "xrdata / this", "CPU ms", "xrdata / this (CPU)", "target"], [
+            md_table(["", "wall ms", "xrdata / this", "CPU ms", "xrdata / this (CPU)", "target"], [
                 ["xrdata `Store.read(start_ns, stop_ns)` + `.data`/`.time_ns`, events", f"{r['xrdata_ms']:.1f}", "",
                  f"{r['xrdata_cpu_ms']:.1f}", "", ""],
                 ["anchor: plain zarr, precomputed indices, arrays opened per window", f"{r['anchor_ms']:.1f}",
@@ -958,7 +941,7 @@ def report(res: dict[str, Any]) -> str:
             ]), ""]
     out += [f"**Compression** per modality ({res['minutes']:g}-minute session; "
             "ratio = uncompressed / bytes on disk)", "",
-            _md_table(["stream", "shape", "dtype", "MB", "on disk MB", "ratio (samples)", "ratio (samples + time_ns)",
+            md_table(["stream", "shape", "dtype", "MB", "on disk MB", "ratio (samples)", "ratio (samples + time_ns)",
                        "time on disk", "files"],
                       [[c["stream"], "x".join(map(str, c["shape"])), c["dtype"], f"{c['data_mb']:.1f}",
                         f"{c['disk_mb']:.1f}", f"{c['ratio_data']:.2f}", f"{c['ratio_stream']:.2f}",
@@ -972,7 +955,7 @@ def report(res: dict[str, Any]) -> str:
         rows.append(["60-min session written (no depth) + depth by the rule",
                      f"{f['hour_measured_without_depth']} + {f['hour_depth_by_rule']} = {f['per_hour_measured']}"])
     out += ["**Files per session-hour** (target <= 200; the rule reproduces the measured folder: "
-            f"{'yes' if f['rule_matches_measured'] else 'NO'})", "", _md_table(["", "files"], rows), ""]
+            f"{'yes' if f['rule_matches_measured'] else 'NO'})", "", md_table(["", "files"], rows), ""]
     if res.get("sweep"):
         sw = res["sweep"]
         out += ["**Sweep** (plain zarr, one stream at a time, the store's shard rule; each cell is clevel 1 / 3 / 5; "
@@ -987,11 +970,11 @@ def report(res: dict[str, Any]) -> str:
                     table.append([f"{name} ({g[0]['mb']:.1f} MB)", f"{cb} KiB", sh, _trio(g, "ratio", ".3f"),
                                   _trio(g, "write_mb_cpu_s", ".0f"), _trio(g, "write_mb_s", ".0f"),
                                   _trio(g, "read_cpu_ms", ".1f")])
-        out += [_md_table(["stream", "chunk", "shuffle", "ratio", "write MB/CPU-s", "write MB/s (wall)", "read CPU ms"],
+        out += [md_table(["stream", "chunk", "shuffle", "ratio", "write MB/CPU-s", "write MB/s (wall)", "read CPU ms"],
                           table), ""]
         if sw["shards"]:
             out += [f"Shard size (depth, {sw['shards'][0]['mb']:.0f} MB, 1 MiB chunks, default codec):", "",
-                    _md_table(["shard", "write MB/CPU-s", "write MB/s (wall)", "read CPU ms", "read wall ms",
+                    md_table(["shard", "write MB/CPU-s", "write MB/s (wall)", "read CPU ms", "read wall ms",
                                "files / hour of depth"],
                               [["none" if x["shard_mib"] is None else f"{x['shard_mib']} MiB",
                                 f"{x['write_mb_cpu_s']:.0f}", f"{x['write_mb_s']:.0f}", f"{x['read_cpu_ms']:.1f}",
@@ -1000,17 +983,6 @@ def report(res: dict[str, Any]) -> str:
 
 
 BEGIN, END = "<!-- store_bench:begin -->", "<!-- store_bench:end -->"
-
-
-def update_readme(path: Path, text: str) -> None:
-    """Replace only the generated block of this script's section (other sections are left alone)."""
-    doc = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in doc and END in doc:
-        doc = doc[: doc.index(BEGIN)] + block + doc[doc.index(END) + len(END):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1065,7 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, default=str))
     if args.update_readme:
-        update_readme(args.update_readme, text + f"\n\nWhole run: {res['total_s']:.0f} s.")
+        update_readme(args.update_readme, BEGIN, END, text + f"\n\nWhole run: {res['total_s']:.0f} s.")
     return 0
 
 
