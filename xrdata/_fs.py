@@ -162,10 +162,3 @@ class UserLock:
         else:
             b.remove_file(self.rel)
         self._held = False
-
-    def __enter__(self) -> UserLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
