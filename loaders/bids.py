@@ -83,7 +83,7 @@ from xrdata.model import EVENTS_SCHEMA, Recording, Stream, check_id
 from xrdata.schemas import load as load_schema
 from xrdata.validation import check_writable
 
-__all__ = ["BIDS_VERSION", "BidsExport", "export_bids", "iter_bids", "read_bids"]
+__all__ = ["BIDS_VERSION", "BidsExport", "BidsRecording", "bids_recordings", "export_bids", "iter_bids", "read_bids"]
 
 #: BIDS version written to dataset_description.json (eye tracking in physio files needs >= 1.10).
 BIDS_VERSION = "1.10.0"
@@ -383,13 +383,14 @@ def _read_eeg_file(
     options: dict[str, Any] = {
         "user_id": user, "session_id": session, "annotations": not has_events, "stim_events": not has_events,
     }
-    try:
-        return readers[f.ext](f.path, channel_types=types or None, **options)
-    except eeg.UnknownChannelsError as exc:  # channels.tsv and the data file disagree: type what matches
-        notes.append(f"{channels.path.name if channels else f.path.name} lists channels the data file lacks: "
-                     f"{exc.missing}")
-        wanted = {k: v for k, v in types.items() if k not in set(exc.missing)}
-        return readers[f.ext](f.path, channel_types=wanted or None, **options)
+    with eeg.deferred_check():  # _load_group validates the whole recording once
+        try:
+            return readers[f.ext](f.path, channel_types=types or None, **options)
+        except eeg.UnknownChannelsError as exc:  # channels.tsv and the data file disagree: type what matches
+            notes.append(f"{channels.path.name if channels else f.path.name} lists channels the data file "
+                         f"lacks: {exc.missing}")
+            wanted = {k: v for k, v in types.items() if k not in set(exc.missing)}
+            return readers[f.ext](f.path, channel_types=wanted or None, **options)
 
 
 def _frame_matrix(axes: str | None) -> np.ndarray | None:
@@ -711,7 +712,10 @@ def _load_group(
         meta["reader_warnings"] = notes
     frame = pl.DataFrame(events, schema=EVENTS_SCHEMA, orient="row") if events else None
     rec = Recording(user_id, session_id, streams, events=frame, meta=meta)
-    check_writable(rec)  # raises SchemaError, which read_bids names the dataset in
+    from xrdata.loaders.eeg import check_deferred
+
+    if not check_deferred():  # (ingest validates what it writes itself)
+        check_writable(rec)  # raises SchemaError, which read_bids names the dataset in
     return rec
 
 
@@ -767,14 +771,9 @@ def read_bids(
             f"(or use iter_bids): {listed}"
         )
     group = groups[0]
-    sub, ses = group.key[0], group.key[1]
-    users = _id_map(root / "participants.tsv", "participant_id", "xrdata_user_id")
-    uid = user_id or users.get(sub, sub)
-    if session_id is None:
-        sessions = _id_map(root / f"sub-{sub}" / f"sub-{sub}_sessions.tsv", "session_id", "xrdata_session_id")
-        same_ses = [g for g in _groups(files).values() if g.key[:2] == (sub, ses)]
-        mapped = sessions.get(ses) if len(same_ses) == 1 else None
-        session_id = mapped or _session_id(group.key)
+    default_user, default_session = _default_ids(root, files, group)
+    uid = user_id or default_user
+    session_id = session_id or default_session
     try:
         check_id(uid, "user id")
         check_id(session_id, "session id")
@@ -786,6 +785,69 @@ def read_bids(
         if isinstance(exc, LoaderError) and str(root) in str(exc):
             raise
         raise LoaderError(f"{root}: {'/'.join(v for v in group.key if v)}: {exc}") from exc
+
+
+def _default_ids(root: Path, files: Sequence[_BidsFile], group: _Group) -> tuple[str, str]:
+    """(user id, session id) of a recording when none are given (module docstring, "Ids")."""
+    sub, ses = group.key[0], group.key[1]
+    users = _id_map(root / "participants.tsv", "participant_id", "xrdata_user_id")
+    sessions = _id_map(root / f"sub-{sub}" / f"sub-{sub}_sessions.tsv", "session_id", "xrdata_session_id")
+    same_ses = [g for g in _groups(files).values() if g.key[:2] == (sub, ses)]
+    mapped = sessions.get(ses) if len(same_ses) == 1 else None
+    return users.get(sub, sub), mapped or _session_id(group.key)
+
+
+@dataclass(frozen=True)
+class BidsRecording:
+    """One recording (``sub``/``ses``/``task``/``run``) of a BIDS dataset, before it is read.
+
+    Attributes:
+        root: the dataset root.
+        subject, session, task, run: its BIDS labels ("" where the dataset has no such entity).
+        user_id, session_id: the ids :func:`read_bids` gives it by default (module docstring, "Ids").
+        files: its data files (EEG, motion, physio) and ``*_events.tsv`` files: what identifies its content
+            (``xrdata.loaders.ingest`` hashes them, with the companions of BrainVision/EEGLAB files, to
+            detect a recording ingested before).
+    """
+
+    root: Path
+    subject: str
+    session: str
+    task: str
+    run: str
+    user_id: str
+    session_id: str
+    files: tuple[Path, ...]
+
+    @property
+    def label(self) -> str:
+        """``sub-01/ses-1/task-rest/run-1`` (the entities it has)."""
+        keys = ("sub", "ses", "task", "run")
+        return "/".join(f"{k}-{v}" for k, v in zip(keys, (self.subject, self.session, self.task, self.run),
+                                                   strict=True) if v)
+
+    def read(self, *, user_id: str | None = None, session_id: str | None = None) -> Recording:
+        """:func:`read_bids` of this recording."""
+        return read_bids(self.root, user_id=user_id, session_id=session_id, subject=self.subject,
+                         session=self.session, task=self.task, run=self.run)
+
+
+def bids_recordings(
+    root: PathLike, *, subject: str | None = None, session: str | None = None, task: str | None = None,
+    run: str | None = None,
+) -> list[BidsRecording]:
+    """The recordings of a BIDS dataset (sorted by sub, ses, task, run), optionally only those matching the
+    given labels (``"01"`` or ``"sub-01"``), without reading them."""
+    root = Path(root)
+    if not _is_bids_root(root):
+        raise LoaderError(f"{root}: not a BIDS dataset root (no dataset_description.json in it)")
+    files, groups = _resolve(root, subject, session, task, run)
+    out = []
+    for g in sorted(groups, key=lambda g: g.key):
+        user, sess = _default_ids(root, files, g)
+        members = sorted({f.path for f in (*g.data_files(), *g.events)})
+        out.append(BidsRecording(root, *g.key, user, sess, tuple(members)))
+    return out
 
 
 def iter_bids(root: PathLike, *, subjects: Sequence[str] | None = None) -> Iterator[Recording]:

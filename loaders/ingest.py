@@ -1,7 +1,14 @@
 """Ingest recordings into a store: several files of one session become one session on one clock.
 
 Each file is read with :func:`xrdata.loaders.read`; files are identified by the SHA-256 of their bytes, so
-ingesting the same file again is detected and skipped instead of duplicating data.
+ingesting the same file again is detected and skipped instead of duplicating data. A BIDS dataset is
+ingested with :func:`ingest_bids`: one session per recording.
+
+Speed (``benchmarks/ingest_bench.py``): the hash of a file is computed in a thread while the file is parsed
+(hashlib releases the GIL), unless a file of the same byte count was ingested for the user before, in which
+case it is hashed first so that a duplicate is skipped without parsing it (``meta["source_bytes"]`` keeps
+the byte counts; sessions ingested before it existed make every file hash first). The readers' own schema
+check is deferred and the merged recording is checked once before the store writes it.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,10 +24,11 @@ from typing import Any
 
 import polars as pl
 
-from xrdata.errors import LoaderError
+from xrdata.errors import LoaderError, SchemaError, XRDataError
 from xrdata.loaders._registry import PathLike, default_session_id, read, resolve
 from xrdata.model import Recording, Stream, check_id
 from xrdata.store import Store
+from xrdata.validation import check_writable
 
 
 @dataclass
@@ -30,6 +39,7 @@ class IngestResult:
     session: str | None
     streams: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # file -> session that already holds it
+    recording: str | None = None  # ingest_bids: the BIDS recording (sub-01/ses-1/task-rest/run-1)
 
 
 def _companions(p: Path) -> list[Path]:
@@ -44,31 +54,66 @@ def _companions(p: Path) -> list[Path]:
     return []
 
 
-def file_sha256(path: PathLike) -> str:
-    """SHA-256 of a recording's bytes: the file and the companion files it points to (BrainVision .eeg and
-    .vmrk, EEGLAB .fdt), or a folder's files (names and bytes, in sorted order)."""
+def _hashed_files(path: Path) -> list[Path]:
+    """The files whose bytes identify a recording: the file and its companions, or a folder's files."""
+    if path.is_dir():
+        return sorted(f for f in path.rglob("*") if f.is_file())
+    if not path.is_file():
+        return []
+    return [path, *(c for c in _companions(path) if c.is_file())]
+
+
+def _sha256(files: Sequence[Path], names_from: Path | None) -> str:
+    """SHA-256 of ``files``' bytes in order, each preceded by its path relative to ``names_from`` (if given)."""
     h = hashlib.sha256()
-    p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    files += [c for c in _companions(p) if c.is_file()] if p.is_file() else []
     for f in files:
-        if p.is_dir():
-            h.update(f.relative_to(p).as_posix().encode() + b"\0")
+        if names_from is not None:
+            h.update(f.relative_to(names_from).as_posix().encode() + b"\0")
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+                h.update(block)  # releases the GIL: the parse goes on in the other thread
     return h.hexdigest()
 
 
-def _ingested_hashes(store: Store, user: str) -> dict[str, str]:
-    """sha256 -> session id for every file already ingested into ``user``'s sessions."""
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 of a recording's bytes: the file and the companion files it points to (BrainVision .eeg and
+    .vmrk, EEGLAB .fdt), or a folder's files (names and bytes, in sorted order)."""
+    p = Path(path)
+    return _sha256(_hashed_files(p), p if p.is_dir() else None)
+
+
+def _nbytes(files: Sequence[Path]) -> int:
+    return sum(f.stat().st_size for f in files)
+
+
+@dataclass
+class _Ingested:
+    """What ``user`` already holds: sha256 -> session, and the byte counts of those sources (None when a
+    session predates ``source_bytes``: every size is then a possible duplicate)."""
+
+    sessions: dict[str, str]
+    sizes: set[int] | None
+
+    def may_hold(self, nbytes: int) -> bool:
+        return bool(self.sessions) and (self.sizes is None or nbytes in self.sizes)
+
+
+def _ingested(store: Store, user: str) -> _Ingested:
     if user not in store.users():
-        return {}
-    out = {}
+        return _Ingested({}, set())
+    out: dict[str, str] = {}
+    sizes: set[int] | None = set()
     for session in store.sessions(user, include_incomplete=True):
-        for digest in store.read(user, session, streams=[]).meta.get("source_sha256", {}).values():
+        meta = store.read(user, session, streams=[]).meta
+        digests = meta.get("source_sha256", {})
+        for digest in digests.values():
             out[digest] = session
-    return out
+        counts = meta.get("source_bytes")
+        if digests and not isinstance(counts, dict):
+            sizes = None
+        elif sizes is not None and isinstance(counts, dict):
+            sizes.update(int(v) for v in counts.values())
+    return _Ingested(out, sizes)
 
 
 def _reader_options(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,12 +135,12 @@ def merge(recordings: Sequence[Recording], offsets_ns: Sequence[int | None], use
 
     A later recording is shifted by ``offsets_ns[i]`` when given, else by the difference of UTC anchors;
     one with neither raises (its start on the session clock cannot be known). Stream name clashes get the
-    source file's stem appended.
+    source file's stem appended. Streams that keep their name and clock are passed through, not copied.
     """
     base_anchor = _anchor_ns(recordings[0])
     streams: dict[str, Stream] = {}
     events = []
-    meta: dict[str, Any] = {"source_files": [], "source_sha256": {}}
+    meta: dict[str, Any] = {"source_files": [], "source_sha256": {}, "source_bytes": {}}
     for i, (rec, offset) in enumerate(zip(recordings, offsets_ns, strict=True)):
         source = (rec.meta.get("source_files") or [f"file{i}"])[0]
         if offset is None:
@@ -112,21 +157,83 @@ def merge(recordings: Sequence[Recording], offsets_ns: Sequence[int | None], use
                 )
         for name, s in rec.streams.items():
             key = name if name not in streams else f"{name}_{default_session_id(source)}"[:64]
-            streams[key] = Stream(key, s.modality, s.time_ns + offset, s.data, s.channels, s.units, s.rate_hz, s.meta)
+            if key == name and offset == 0:
+                streams[key] = s
+            else:
+                streams[key] = Stream(key, s.modality, s.time_ns + offset, s.data, s.channels, s.units, s.rate_hz,
+                                      s.meta)
         if rec.events.height:
-            events.append(rec.events.with_columns(pl.col("time_ns") + offset))
+            events.append(rec.events.with_columns(pl.col("time_ns") + offset) if offset else rec.events)
         for k, v in rec.meta.items():
             if k == "source_files":
                 meta["source_files"] += v
-            elif k == "source_sha256":
-                meta["source_sha256"].update(v)
+            elif k in ("source_sha256", "source_bytes"):
+                meta[k].update(v)
             elif k == "utc_anchor":
                 meta.setdefault(k, recordings[0].meta.get(k))
             else:
                 meta.setdefault(k, v)
     if meta.get("utc_anchor") is None:
         meta.pop("utc_anchor", None)
+    if not meta["source_bytes"]:
+        meta.pop("source_bytes")
     return Recording(user, session, streams, events=pl.concat(events) if events else None, meta=meta)
+
+
+@dataclass
+class _Source:
+    """One thing to read into a session: a file or folder (``read``) or a BIDS recording."""
+
+    name: str  # key in meta["source_sha256"] and what progress reports
+    shown: str  # key in IngestResult.skipped
+    files: list[Path]  # hashed, in this order
+    names_from: Path | None  # hash file names relative to this folder too (folders, BIDS)
+    load: Callable[[], Recording]
+    start_s: float | None = None
+
+
+def _commit(
+    store: Store, user: str, session: str, sources: Sequence[_Source], progress: Callable[[str], None] | None,
+) -> IngestResult:
+    """Hash, read, merge, check and write ``sources`` as one session (module docstring)."""
+    seen = _ingested(store, user)
+    result = IngestResult(user, None)
+    recordings, offsets = [], []
+    with ThreadPoolExecutor(1, thread_name_prefix="xrdata-sha256") as hasher:
+        for src in sources:
+            nbytes = _nbytes(src.files)
+            digest: Future[str] = hasher.submit(_sha256, src.files, src.names_from)
+            if seen.may_hold(nbytes) and digest.result() in seen.sessions:  # a duplicate: found before parsing
+                result.skipped[src.shown] = seen.sessions[digest.result()]
+                continue
+            if progress is not None:
+                progress(src.name)
+            rec = src.load()
+            if digest.result() in seen.sessions:  # (only if a byte count in the store was wrong)
+                result.skipped[src.shown] = seen.sessions[digest.result()]
+                continue
+            rec.meta["source_sha256"] = {src.name: digest.result()}
+            rec.meta["source_bytes"] = {src.name: nbytes}
+            recordings.append(rec)
+            offsets.append(None if src.start_s is None else round(src.start_s * 1e9))
+    if not recordings:
+        return result
+    merged = merge(recordings, offsets, user, session)
+    try:
+        check_writable(merged)  # the readers deferred theirs: one pass over the samples
+    except SchemaError as exc:
+        names = ", ".join(s.name for s in sources if s.shown not in result.skipped)
+        raise SchemaError(f"{names}: {exc}", exc.violations) from exc
+    store._write_checked(merged)  # validated just above
+    result.session, result.streams = session, list(merged.streams)
+    return result
+
+
+def is_bids_dataset(path: PathLike) -> bool:
+    """Whether ``path`` is a BIDS dataset root (a folder with ``dataset_description.json``)."""
+    from xrdata.loaders.bids import _is_bids_root
+
+    return _is_bids_root(Path(path))
 
 
 def ingest(
@@ -145,31 +252,101 @@ def ingest(
         options: reader options (e.g. ``mapping=``), passed to the readers that accept them.
 
     Files already ingested for ``user`` (same SHA-256) are skipped; if every file was, nothing is written.
+    A BIDS dataset root is accepted here when it holds one recording; use :func:`ingest_bids` for a
+    dataset of several (one session each).
     """
+    from xrdata.loaders.eeg import deferred_check
+
     check_id(user, "user id")
     if not paths:
         raise LoaderError("ingest needs at least one file")
     files = [Path(p) for p in paths]
     session = session or default_session_id(files[0])
     check_id(session, "session id")
-    seen = _ingested_hashes(store, user)
-    result = IngestResult(user, None)
-    recordings, offsets = [], []
     for f in files:
-        digest = file_sha256(f) if f.exists() else ""
-        if digest in seen:
-            result.skipped[str(f)] = seen[digest]
-            continue
-        if progress is not None:
-            progress(f.name)
-        rec = read(f, user_id=user, session_id=session, **_reader_options(f, options))
-        rec.meta["source_sha256"] = {f.name: digest}
-        recordings.append(rec)
+        if is_bids_dataset(f):
+            from xrdata.loaders.bids import bids_recordings
+
+            found = bids_recordings(f)
+            if len(found) > 1:
+                raise LoaderError(
+                    f"{f}: a BIDS dataset of {len(found)} recordings; ingest it with ingest_bids() "
+                    "(`xrdata ingest DATASET`), which writes one session per recording"
+                )
+
+    def loader(f: Path) -> Callable[[], Recording]:
+        def load() -> Recording:
+            with deferred_check():
+                return read(f, user_id=user, session_id=session, **_reader_options(f, options))
+
+        return load
+
+    sources = []
+    for f in files:
         start = (starts_s or {}).get(f.name, (starts_s or {}).get(str(f)))
-        offsets.append(None if start is None else round(start * 1e9))
-    if not recordings:
-        return result
-    merged = merge(recordings, offsets, user, session)
-    store.write(merged)
-    result.session, result.streams = session, list(merged.streams)
-    return result
+        sources.append(_Source(f.name, str(f), _hashed_files(f), f if f.is_dir() else None, loader(f), start))
+    return _commit(store, user, session, sources, progress)
+
+
+def ingest_bids(
+    root: PathLike, store: Store, user: str | None = None, *, session: str | None = None,
+    subject: str | None = None, bids_session: str | None = None, task: str | None = None,
+    run: str | None = None, progress: Callable[[str], None] | None = None,
+) -> list[IngestResult]:
+    """Ingest every recording (``sub``/``ses``/``task``/``run``) of a BIDS dataset, one session each.
+
+    Args:
+        root: the dataset root (the folder with ``dataset_description.json``).
+        user: put every recording under this user. Default: each subject's own user id (the
+            ``xrdata_user_id`` column of ``participants.tsv`` when there is one, else the ``sub`` label).
+            With ``user`` given and several subjects selected, session ids get the subject label in front
+            (``01-ses1-rest``) so that recordings of different subjects do not collide.
+        session: session id; only when a single recording is selected.
+        subject, bids_session, task, run: only the recordings with these BIDS labels (``"01"`` or
+            ``"sub-01"``...).
+        progress: called with each recording's label (``sub-01/ses-1/task-rest``) before it is read.
+
+    A recording already ingested for its user (same SHA-256 of its data and ``*_events.tsv`` files and the
+    companions of BrainVision/EEGLAB files, with their paths in the dataset) is skipped. Each recording is
+    committed on its own: one whose session id is already taken by other content raises
+    :class:`~xrdata.errors.SessionExistsError`, and the recordings before it stay ingested. Returns one
+    :class:`IngestResult` per recording, in the dataset's order; ``skipped`` is keyed by the label.
+    """
+    from xrdata.loaders.bids import bids_recordings
+    from xrdata.loaders.eeg import deferred_check
+
+    root_path = Path(root)
+    found = bids_recordings(root_path, subject=subject, session=bids_session, task=task, run=run)
+    if not found:
+        raise LoaderError(
+            f"{root_path}: no EEG, motion or physio recording matches subject={subject!r} "
+            f"session={bids_session!r} task={task!r} run={run!r}"
+        )
+    if session is not None and len(found) > 1:
+        raise LoaderError(
+            f"{root_path}: one session id cannot name {len(found)} recordings (each gets its own session); "
+            "leave the session id out or select one recording (subject, session, task, run)"
+        )
+    if user is not None:
+        check_id(user, "user id")
+    prefix = user is not None and len({r.subject for r in found}) > 1
+    results = []
+    for r in found:
+        uid = user or r.user_id
+        sid = session or (f"{r.subject}-{r.session_id}"[:64] if prefix else r.session_id)
+        try:
+            check_id(uid, "user id")
+            check_id(sid, "session id")
+        except XRDataError as exc:
+            raise LoaderError(f"{root_path}: {r.label}: {exc}; give the user / session id explicitly") from exc
+
+        def load(r: Any = r, uid: str = uid, sid: str = sid) -> Recording:
+            with deferred_check():
+                return r.read(user_id=uid, session_id=sid)
+
+        files = [f for p in r.files for f in _hashed_files(p)]
+        source = _Source(r.label, r.label, files, root_path, load)
+        result = _commit(store, uid, sid, [source], progress)
+        result.recording = r.label
+        results.append(result)
+    return results

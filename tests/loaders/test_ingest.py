@@ -103,3 +103,51 @@ def test_brainvision_dedupe_hashes_the_data_file(fixtures_dir: Path, tmp_path: P
     data[100] ^= 0xFF  # same header, different samples: a different recording
     (tmp_path / "test.eeg").write_bytes(bytes(data))
     assert file_sha256(tmp_path / "test.vhdr") != before
+
+
+def test_dedupe_by_size_then_hash_and_legacy_sessions(fixtures_dir: Path, tmp_path: Path) -> None:
+    """A file whose byte count no ingested file has is parsed while it is hashed; one of a known size is hashed
+    first (a duplicate is skipped unparsed); sessions without ``source_bytes`` make every file hash first."""
+    from xrdata.loaders.ingest import _ingested
+
+    wav = fixtures_dir / WAV
+    store = xrdata.open_store(tmp_path / "store")
+    ingest([wav], store, "u1", session="s1")
+    meta = store.read("u1", "s1", streams=[]).meta
+    assert meta["source_bytes"] == {wav.name: wav.stat().st_size}
+    same_size = tmp_path / "same_size.wav"  # same length, other bytes: parsed, not skipped
+    data = bytearray(wav.read_bytes())
+    data[-1] ^= 0x01
+    same_size.write_bytes(bytes(data))
+    assert ingest([same_size], store, "u1", session="s2").session == "s2"
+    seen = _ingested(store, "u1")
+    assert seen.may_hold(wav.stat().st_size) and not seen.may_hold(wav.stat().st_size + 1)
+    # a session written before source_bytes existed: sizes unknown, every file may be a duplicate
+    legacy = read(wav, user_id="u2", session_id="old")
+    legacy.meta["source_sha256"] = {wav.name: file_sha256(wav)}
+    store.write(legacy)
+    assert _ingested(store, "u2").sizes is None and _ingested(store, "u2").may_hold(1)
+    again = ingest([wav], store, "u2", session="new")
+    assert again.session is None and again.skipped == {str(wav): "old"}
+
+
+def test_schema_errors_name_the_file_and_nothing_is_written(fixtures_dir: Path, tmp_path: Path) -> None:
+    """The readers' own check is deferred during ingest; the one check of the merged session names the file."""
+    from xrdata.errors import SchemaError
+    from xrdata.loaders.eeg import check_deferred, deferred_check
+
+    assert not check_deferred()
+    with deferred_check():
+        assert check_deferred()
+    assert not check_deferred()
+    mne = pytest.importorskip("mne")
+    raw = mne.io.read_raw_fif(fixtures_dir / "mne-python/test_bin_raw.fif", preload=True, verbose="error")
+    raw.set_annotations(mne.Annotations([1.0], [0.5], ["task/x"], orig_time=raw.annotations.orig_time))
+    bad = tmp_path / "bad_raw.fif"
+    raw.save(bad, verbose="error")
+    with pytest.raises(LoaderError, match=r"bad_raw\.fif"):  # the reader alone still checks what it returns
+        read(bad)
+    store = xrdata.open_store(tmp_path / "store")
+    with pytest.raises(SchemaError, match=r"bad_raw\.fif"):
+        ingest([bad], store, "u1", session="s1")
+    assert store.users() == [] or store.sessions("u1", include_incomplete=True) == []
