@@ -68,6 +68,7 @@ from xrdata.model import EVENTS_SCHEMA, Recording, Stream
 from xrdata.synth.devices import STREAM_MODALITY
 from xrdata.synth.population import session_seed
 from xrdata.synth.presets import STREAMS, SynthConfig
+from xrdata.synth.timeline import LABELS
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
 
 if TYPE_CHECKING:
@@ -513,7 +514,8 @@ def generate(
     from xrdata._fs import Backend
 
     Backend(url).write_atomic(f"{_GROUND_TRUTH}/config.json", json.dumps(
-        {"config": config.to_dict(), "seed": config.seed, "tables": {t: list(c) for t, c in TABLES.items()}},
+        {"config": config.to_dict(), "seed": config.seed, "tables": {t: list(c) for t, c in TABLES.items()},
+         "labels": {t: list(c) for t, c in LABELS.items()}},
         indent=1, sort_keys=True).encode())
     summaries = _run(config, todo, url, workers, progress, engine, if_exists)
     summaries.sort(key=lambda s: s["user"])
@@ -572,22 +574,12 @@ def _run(config: SynthConfig, todo: list[str], url: str, workers: int | None, pr
 def read_ground_truth(store: Store | str | os.PathLike[str], table: str,
                       users: Sequence[str] | None = None) -> pl.DataFrame:
     """One ground-truth table of a synthetic store as a polars frame (``user`` first), see :data:`TABLES`."""
-    from xrdata._fs import Backend
+    from xrdata.ground_truth import read_table
 
     if table not in TABLES:
         raise ValidationError(f"unknown ground-truth table {table!r}; known: {', '.join(TABLES)}")
-    url = _url(store)
-    b = Backend(url)
-    present = [p[5:] for p in b.listdir(f"{_GROUND_TRUTH}/{table}") if p.startswith("user=")]
-    want = present if users is None else [u for u in users if u in present]
     schema = {"user": pl.String(), **TABLES[table]}
-    frames = []
-    for u in sorted(want):
-        raw = b.read_bytes(f"{_GROUND_TRUTH}/{table}/user={u}/part-0.parquet")
-        if raw is None:
-            continue
-        df = pl.read_parquet(io.BytesIO(raw))
-        frames.append(df.with_columns(pl.lit(u, dtype=pl.String()).alias("user")).select(list(schema)))
-    if not frames:
+    df = read_table(store, table, users)
+    if df is None or df.height == 0:
         return pl.DataFrame(schema=schema)
-    return pl.concat(frames).cast(schema)  # type: ignore[arg-type]
+    return df.select(list(schema)).cast(schema)  # type: ignore[arg-type]
