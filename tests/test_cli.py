@@ -79,11 +79,14 @@ def test_errors_are_one_line_messages(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_quickstart_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    report = _json(capsys, ["quickstart", "--out", str(tmp_path / "qs"), "--users", "2", "--weeks", "1", "--json"])
+    report = _json(capsys, ["quickstart", "--out", str(tmp_path / "qs"), "--users", "3", "--weeks", "1.5",
+                            "--rounds", "1", "--seed", "1", "--json"])
     assert isinstance(report, dict)
-    assert report["users"] == 2 and report["sessions"] >= 2 and report["schema_errors"] == []
-    assert report["windows"] > 0 and report["labelled_windows"] > 0
+    assert report["users"] == 3 and report["sessions"] >= 3 and report["schema_errors"] == []
+    assert report["windows"]["train"] > 0
+    assert set(report["mean_macro_f1"]) >= {"federated", "centralized", "local"}
     assert json.loads((tmp_path / "qs/report.json").read_text())["windows"] == report["windows"]
+    assert (tmp_path / "qs/run/report.html").is_file() and (tmp_path / "qs/run/results.json").is_file()
 
 
 def test_synth_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -118,7 +118,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from xrdata.loaders.ingest import ingest
+    from xrdata.loaders.ingest import ingest, is_bids_dataset
     from xrdata.store import open_store
 
     starts = {}
@@ -141,6 +141,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             options[key] = raw  # plain strings
     if args.mapping:
         options["mapping"] = args.mapping
+    if any(is_bids_dataset(p) for p in args.paths):
+        return _ingest_bids(args, starts, options)
+    if args.user is None:
+        raise XRDataError("ingest: --user is required (only a BIDS dataset names its users: its subjects)")
     store = open_store(args.store, mode="a")
     bar = tqdm(total=len(args.paths), desc="ingest", unit="file", disable=args.json or None, file=sys.stderr)
 
@@ -162,6 +166,54 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"{path}: already ingested as {result.user}/{session}, skipped")
         if result.session:
             print(f"wrote {result.user}/{result.session}: {', '.join(result.streams) or 'no streams'}")
+    return 0
+
+
+#: ``--option`` keys of ``xrdata ingest DATASET``: BIDS labels selecting recordings.
+_BIDS_SELECTORS = {"subject": "subject", "session": "bids_session", "task": "task", "run": "run"}
+
+
+def _ingest_bids(args: argparse.Namespace, starts: dict[str, float], options: dict[str, Any]) -> int:
+    """``xrdata ingest DATASET``: every recording of a BIDS dataset, one session each (see the help)."""
+    from tqdm import tqdm
+
+    from xrdata.loaders.bids import bids_recordings
+    from xrdata.loaders.ingest import ingest_bids
+    from xrdata.store import open_store
+
+    if len(args.paths) > 1:
+        raise XRDataError("ingest: a BIDS dataset is ingested on its own (one PATH); its recordings become one "
+                          "session each")
+    if starts or args.mapping:
+        raise XRDataError("ingest: --start and --mapping do not apply to a BIDS dataset (its files place and "
+                          "describe themselves)")
+    unknown = sorted(set(options) - set(_BIDS_SELECTORS))
+    if unknown:
+        raise XRDataError(f"ingest: --option {', '.join(unknown)} does not apply to a BIDS dataset; it takes "
+                          f"{', '.join(f'{k}=LABEL' for k in _BIDS_SELECTORS)} to select recordings")
+    select = {_BIDS_SELECTORS[k]: str(v) for k, v in options.items()}
+    root = args.paths[0]
+    total = len(bids_recordings(root, **{("session" if k == "bids_session" else k): v for k, v in select.items()}))
+    store = open_store(args.store, mode="a")
+    bar = tqdm(total=total, desc="ingest", unit="recording", disable=args.json or None, file=sys.stderr)
+
+    def advance(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update()
+
+    try:
+        results = ingest_bids(root, store, args.user, session=args.session, progress=advance, **select)
+    finally:
+        bar.close()
+    if args.json:
+        _print_json([{"recording": r.recording, "user": r.user, "session": r.session, "streams": r.streams,
+                      "skipped": r.skipped} for r in results])
+        return 0
+    for r in results:
+        for label, session in r.skipped.items():
+            print(f"{label}: already ingested as {r.user}/{session}, skipped")
+        if r.session:
+            print(f"{r.recording}: wrote {r.user}/{r.session}: {', '.join(r.streams) or 'no streams'}")
     return 0
 
 
@@ -225,6 +277,26 @@ def cmd_synth(args: argparse.Namespace) -> int:
         print(f"ground truth: {result.ground_truth}")
         if result.missing_generators:
             print(f"not generated (module missing): {', '.join(result.missing_generators)}")
+    if args.report is not None:
+        from xrdata.synth.report import write_report
+
+        path = write_report(result.store, args.report or None, progress=not args.json)
+        if not args.json:
+            print(f"realism report: {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from xrdata.synth.report import compute_statistics, write_report
+
+    rows = compute_statistics(args.store, max_sessions=args.max_sessions, captures=not args.no_captures,
+                              regenerate=not args.no_captures)
+    path = write_report(args.store, args.out, max_sessions=args.max_sessions, progress=not args.json,
+                        statistics=rows)
+    if args.json:
+        _print_json({"report": str(path), "statistics": [r.as_dict() for r in rows]})
+    else:
+        print(f"realism report: {path}")
     return 0
 
 
@@ -232,10 +304,68 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from xrdata.quickstart import run
 
     summary = run(Path(args.out), users=args.users, weeks=args.weeks, seed=args.seed, workers=args.workers,
-                  quiet=args.json)
+                  rounds=args.rounds, quiet=args.json)
     if args.json:
         _print_json(summary)
     return 0
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from xrdata.fed_training.config import config_from_preset, load_config
+
+    if args.config and args.preset:
+        raise XRDataError("give --preset or --config, not both")
+    cfg = load_config(args.config) if args.config else config_from_preset(args.preset or "quickstart")
+    overrides: dict[str, Any] = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise XRDataError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. fed.rounds=10")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        node = overrides
+        *path, last = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = parsed
+    if overrides:
+        from xrdata.fed_training.config import override
+
+        cfg = override(cfg, overrides)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from xrdata.fed_training.train import train
+
+    cfg = _train_config(args)
+    results = train(args.store, cfg, args.out, workers=args.workers or 1, progress=not args.json,
+                    resume=args.resume, evaluate=not args.no_eval, engine=args.engine)
+    _print_results(results, args)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from xrdata.fed_training.evaluate import evaluate_run
+
+    results = evaluate_run(args.run, args.store, workers=args.workers or 1, progress=not args.json)
+    _print_results(results, args)
+    return 0
+
+
+def _print_results(results: dict[str, Any], args: argparse.Namespace) -> None:
+    if args.json:
+        _print_json(results)
+        return
+    if "methods" not in results:
+        print(f"trained: {results['run']} ({results['timing']['train_s']:.1f} s)")
+        return
+    from xrdata.fed_training.report import _markdown, format_tables
+
+    print(_markdown(format_tables(results)))
+    print(f"results: {Path(results['run']) / 'results.json'}; report: {Path(results['run']) / 'report.html'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,16 +394,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_catalog)
 
-    p = sub.add_parser("ingest", help="read recording files into a store (several files = one session)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="recording files or folders of one session")
+    p = sub.add_parser(
+        "ingest", help="read recording files into a store (several files = one session; a BIDS dataset = one "
+        "session per recording)",
+        description="Read recording files into a store. Several files become one session on one clock. A BIDS "
+        "dataset folder (with dataset_description.json) is ingested on its own, one session per recording "
+        "(sub/ses/task/run): each subject becomes its own user (participants.tsv's xrdata_user_id column, else "
+        "the sub label) unless --user puts them all under one user (then, with several subjects, session ids "
+        "start with the subject label); --option subject=01 (session=, task=, run=) selects recordings. Files "
+        "and recordings already ingested for the user (same SHA-256) are skipped.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="recording files or folders of one session, or one "
+                   "BIDS dataset folder")
     p.add_argument("--store", required=True, help="store path or fsspec URL (created if missing)")
-    p.add_argument("--user", required=True, help="user id ([A-Za-z0-9_-]{1,64})")
-    p.add_argument("--session", help="session id (default: from the first file name)")
+    p.add_argument("--user", help="user id ([A-Za-z0-9_-]{1,64}); required except for a BIDS dataset, whose "
+                   "subjects are the users by default")
+    p.add_argument("--session", help="session id (default: from the first file name; for a BIDS dataset: from "
+                   "its ses/task/run labels; --session there needs --user and a single recording)")
     p.add_argument("--mapping", help="mapping file (or shipped mapping name) for tabular logs and XDF streams")
     p.add_argument("--start", action="append", metavar="FILE=SECONDS",
                    help="start of FILE on the session clock, for files without absolute time (repeatable)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="reader option for the readers that take it, e.g. rate_hz=30 or scale=5000 (repeatable)")
+                   help="reader option for the readers that take it, e.g. rate_hz=30 or scale=5000; for a BIDS "
+                   "dataset subject=, session=, task=, run= select recordings (repeatable)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_ingest)
 
@@ -309,17 +452,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-exists", default="error", choices=["error", "skip", "overwrite"],
                    help="what to do with sessions already in the store (default: error)")
     p.add_argument("--engine", default="processes", choices=["processes", "dask"], help="parallel engine")
+    p.add_argument("--report", nargs="?", const="", metavar="PATH",
+                   help="also write the HTML realism report (default PATH: <store>/report.html)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("quickstart", help="synthesize a small cohort, check it, cut windows, write a report")
+    p = sub.add_parser("report", help="write the HTML realism report of a store (REALISM.md statistics, plots)")
+    p.add_argument("--store", required=True, help="store path or fsspec URL")
+    p.add_argument("--out", help="output HTML file (default <store>/report.html for a local store)")
+    p.add_argument("--max-sessions", type=int, default=12,
+                   help="sessions sampled per stream for the signal statistics (default 12)")
+    p.add_argument("--no-captures", action="store_true",
+                   help="skip the simulated calibration captures and the regeneration check (synthetic stores)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (the statistics as JSON)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("quickstart", help="synthesize a small cohort, train, evaluate, write a report")
     p.add_argument("--out", default="xrdata-quickstart", help="output folder (default ./xrdata-quickstart)")
     p.add_argument("--users", type=int, help="number of users (default: the quickstart preset's)")
     p.add_argument("--weeks", type=float, help="study length in weeks (default: the preset's)")
     p.add_argument("--seed", type=int, help="random seed (default: the preset's)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
+    p.add_argument("--rounds", type=int, help="federated rounds (default: the quickstart train preset's)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("train", help="federated training on a store's users, with baselines and evaluation")
+    p.add_argument("--store", required=True, help="store path or URL (every user is a client)")
+    p.add_argument("--out", default="xrdata-run", help="run folder (default ./xrdata-run)")
+    p.add_argument("--preset", help="quickstart | benchmark (default quickstart)")
+    p.add_argument("--config", help="JSON config file: {\"preset\": ..., \"fed\": {...}, \"model\": {...}}")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="override one field, e.g. fed.rounds=10 or model.n_experts=4 (repeatable)")
+    p.add_argument("--workers", type=int, help="processes loading the clients' windows (default 1)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    p.add_argument("--no-eval", action="store_true", help="train only; run `xrdata evaluate` later")
+    p.add_argument("--engine", default="inprocess", choices=["inprocess", "flower"],
+                   help="federated engine: in-process (default) or Flower's simulation (needs flwr[simulation])")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run folder's models: task metrics, robustness, XR metrics")
+    p.add_argument("--run", required=True, help="run folder written by `xrdata train`")
+    p.add_argument("--store", required=True, help="store the run was trained on")
+    p.add_argument("--workers", type=int, help="processes loading the clients' windows (default 1)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

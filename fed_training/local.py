@@ -1,0 +1,169 @@
+"""One client's round of local training, and the conversions between a model and numpy parameters.
+
+Optimizer state (``FedConfig.optimizer_state``): with ``"reset"`` (default) every round starts a fresh AdamW,
+as in cross-device FL where a client may never be seen twice and keeps nothing between rounds; with
+``"keep"`` the engine keeps each client's AdamW moments between the rounds it takes part in (they refer to
+the client's own trajectory, are never sent, and are saved in checkpoints).
+
+The compute budget is ``steps`` optimizer steps (deterministic), or ``time_s`` seconds of wall time when given
+(not reproducible: the number of steps then depends on the machine).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from xrdata.errors import ValidationError
+from xrdata.fed_training.aggregate import ClientUpdate
+from xrdata.fed_training.config import TaskSpec, group_of, selected
+from xrdata.fed_training.data import ClientData, to_tensors
+from xrdata.fed_training.model import M3T, set_trainable, task_loss
+
+__all__ = ["LocalResult", "get_params", "group_weights", "local_train", "set_params"]
+
+
+def get_params(model: torch.nn.Module, patterns: tuple[str, ...] = ("*",)) -> dict[str, np.ndarray]:
+    """The model's parameters of the selected groups as float32 numpy copies (name -> array)."""
+    return {n: p.detach().cpu().numpy().astype(np.float32, copy=True)
+            for n, p in model.named_parameters() if selected(group_of(n), patterns)}
+
+
+def set_params(model: torch.nn.Module, params: Mapping[str, np.ndarray]) -> None:
+    """Copy ``params`` (a subset of the model's parameter names) into the model in place."""
+    own = dict(model.named_parameters())
+    unknown = sorted(set(params) - set(own))
+    if unknown:
+        raise ValidationError(f"parameters {unknown[:5]} are not in the model")
+    with torch.no_grad():
+        for n, v in params.items():
+            own[n].copy_(torch.from_numpy(np.asarray(v)))
+
+
+def group_weights(data: ClientData, idx: np.ndarray, groups: Sequence[str]) -> dict[str, float]:
+    """How many of the windows ``idx`` each module group learned from.
+
+    ``encoder/<m>``: windows where modality ``m`` has at least one present step; ``missing/<m>``: windows
+    where it has at least one absent step; ``head/<t>``: windows with a label for ``t``; any other group: all
+    windows. Module-wise aggregation weights a group's update by it, so a
+    client without EEG contributes nothing to the EEG encoder.
+    """
+    out: dict[str, float] = {}
+    for g in groups:
+        kind, _, name = g.partition("/")
+        if kind == "encoder":
+            out[g] = float(data.present[name][idx].any(axis=1).sum()) if name in data.present else 0.0
+        elif kind == "missing":
+            out[g] = float((~data.present[name][idx]).any(axis=1).sum()) if name in data.present else float(len(idx))
+        elif kind == "head":
+            y = data.y[name][idx]
+            out[g] = float((~np.isnan(y)).sum() if y.dtype.kind == "f" else (y >= 0).sum())
+        else:
+            out[g] = float(len(idx))
+    return {g: w for g, w in out.items() if w > 0}
+
+
+@dataclass
+class LocalResult:
+    """What one client round produced."""
+
+    update: ClientUpdate  # the delta of the trained groups and their weights
+    steps: int  # optimizer steps taken
+    windows: int  # windows processed (steps x batch, with repeats)
+    loss: float  # mean training loss over the round
+    time_s: float  # wall time of the round on this host (s)
+    opt_state: dict[str, Any] | None  # the client's AdamW state, when it is kept between rounds
+
+
+def local_train(
+    model: M3T,
+    global_params: Mapping[str, np.ndarray],
+    data: ClientData,
+    tasks: Sequence[TaskSpec],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    weight_decay: float = 0.01,
+    train_groups: tuple[str, ...] = ("*",),
+    prox_mu: float = 0.0,
+    time_s: float | None = None,
+    opt_state: dict[str, Any] | None = None,
+    keep_opt_state: bool = False,
+    device: str = "cpu",
+) -> LocalResult:
+    """Train ``model`` (loaded with ``global_params``) on the client's ``data`` and return its update.
+
+    Args:
+        model: the model object to train in place (the engine reuses one object for every client).
+        global_params: the parameters the round starts from (every parameter of the model).
+        data: the client's training windows (only these are read).
+        steps: optimizer steps (the compute budget); the data are walked in shuffled epochs.
+        train_groups: module groups that train (the rest is frozen) and are sent.
+        prox_mu: FedProx proximal weight: the loss gets ``mu / 2 * ||w - w_global||^2`` over trained params.
+        time_s: stop after this much wall time instead (at least one step).
+        opt_state: AdamW state from this client's previous round (``optimizer_state="keep"``).
+        keep_opt_state: return the AdamW state at the end of the round.
+        seed: seeds batch order and dropout, so a round is reproducible.
+    """
+    if len(data) == 0:
+        raise ValidationError(f"client {data.user!r} has no training windows")
+    if steps < 1:
+        raise ValidationError(f"steps must be >= 1, got {steps}")
+    set_params(model, global_params)
+    set_trainable(model, train_groups)
+    model.to(device).train()
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trained:
+        raise ValidationError(f"train_groups {train_groups} select no parameter of the model")
+    opt = torch.optim.AdamW([p for _, p in trained], lr=lr, weight_decay=weight_decay)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    anchor = [p.detach().clone() for _, p in trained] if prox_mu > 0 else None
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    seen: list[np.ndarray] = []
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    done = 0
+    while done < steps or time_s is not None:
+        order = rng.permutation(len(data))
+        for start in range(0, len(order), batch_size):
+            idx = np.sort(order[start:start + batch_size])
+            x, present, y = to_tensors(data.subset(idx), device)
+            out = model(x, present)
+            loss, _ = task_loss(out, y, tasks)
+            if anchor is not None:
+                prox = sum(((p - a) ** 2).sum() for (_, p), a in zip(trained, anchor, strict=True))
+                loss = loss + 0.5 * prox_mu * prox
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            seen.append(idx)
+            done += 1
+            if (time_s is None and done >= steps) or (time_s is not None and time.perf_counter() - t0 >= time_s):
+                break
+        if time_s is not None and time.perf_counter() - t0 >= time_s:
+            break
+    elapsed = time.perf_counter() - t0
+
+    idx_all = np.unique(np.concatenate(seen))
+    weights = group_weights(data, idx_all, sorted({group_of(n) for n, _ in trained}))
+    # A group that learned from no window (an encoder of a modality the client lacks) is not sent: its
+    # parameters moved only by weight decay, and sending them would pull the global module towards zero.
+    delta = {n: p.detach().cpu().numpy().astype(np.float32) - np.asarray(global_params[n], np.float32)
+             for n, p in trained if group_of(n) in weights}
+    update = ClientUpdate(client=data.user, delta=delta, weights=weights,
+                          metrics={"loss": float(np.mean(losses)), "steps": float(done)})
+    return LocalResult(
+        update=update, steps=done, windows=int(sum(len(i) for i in seen)), loss=float(np.mean(losses)),
+        time_s=elapsed, opt_state=opt.state_dict() if keep_opt_state else None,
+    )

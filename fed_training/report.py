@@ -1,0 +1,214 @@
+"""The training report: ``results.md`` (tables) and ``report.html`` (tables + plots, one offline file)."""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from xrdata.errors import require
+
+__all__ = ["format_tables", "write_report"]
+
+_METHODS = ("federated", "centralized", "local", "zero_fill")
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _bytes(v: float | None) -> str:
+    if v is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(v) < 1000:
+            return f"{v:.1f} {unit}"
+        v /= 1000
+    return f"{v:.1f} TB"
+
+
+def _task_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    methods = results["methods"]
+    rows = []
+    for t in results["tasks"]:
+        row = [t]
+        for m in _METHODS:
+            for split in ("future", "unseen"):
+                metric = methods.get(m, {}).get(split, {}).get(t, {})
+                row.append(_f(metric.get("macro_f1", metric.get("mae"))) if metric.get("n") else "-")
+        rows.append(row)
+    mean = ["mean macro-F1"]
+    for m in _METHODS:
+        for split in ("future", "unseen"):
+            mean.append(_f(methods.get(m, {}).get(f"{split}_mean_macro_f1")))
+    rows.append(mean)
+    return rows
+
+
+def format_tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The report's tables as (title, header, rows)."""
+    tables = []
+    header = ["task"] + [f"{m} {s}" for m in _METHODS for s in ("future", "unseen")]
+    tables.append(("Task metrics (macro-F1; MAE for regression) on future weeks of training users and on unseen "
+                   "users", header, _task_rows(results)))
+    xr = results.get("xr_metrics", {})
+    p = results.get("personalization", {})
+    comm = xr.get("communication", {})
+    lat = xr.get("inference_latency", {})
+    priv = xr.get("privacy", {})
+    qoe = xr.get("qoe", {})
+    cc = xr.get("cross_context", {})
+    rows = [
+        ["inference latency (CPU, batch 1)", f"{_f(lat.get('cpu_batch1', {}).get('median_ms'), 2)} ms/window"],
+        ["inference latency (CPU, batch 32)", f"{_f(lat.get('cpu_batch32', {}).get('median_ms'), 3)} ms/window"],
+    ]
+    if "cuda_batch1" in lat:
+        rows.append([f"inference latency ({lat.get('cuda_name')}, batch 1)",
+                     f"{_f(lat['cuda_batch1']['median_ms'], 3)} ms/window"])
+    rows += [
+        ["personalization effectiveness",
+         f"{_f(p.get('effectiveness'))} macro-F1 gain ({'+'.join(p.get('groups', []))}, {p.get('steps')} steps)"],
+        ["personalization necessity rate", f"{_f(p.get('necessity_rate'))} of (user, task) pairs reach accuracy "
+                                           f"{p.get('necessity_threshold')} without tuning"],
+        ["cross-context generalization", f"future {_f(cc.get('future_mean_macro_f1'))} vs unseen users "
+                                         f"{_f(cc.get('unseen_mean_macro_f1'))} mean macro-F1"],
+        ["task continuity (forgetting)", f"{_f(p.get('continuity_drop'))} macro-F1 drop on earlier sessions"],
+        ["communication", f"{_bytes(comm.get('bytes_up_per_client_round'))} up, "
+                          f"{_bytes(comm.get('bytes_down_per_client_round'))} down per client-round; "
+                          f"{_bytes(comm.get('bytes_per_round'))} per round"],
+        ["model-inferred QoE", f"MAE {_f(qoe.get('mae_vs_likert'))} vs self-reports; Spearman vs latency "
+                               f"{_f(qoe.get('spearman_vs_latency'))}, vs implicit signals "
+                               f"{_f(qoe.get('spearman_vs_implicit_signals'))}"],
+        ["privacy leakage", f"membership-inference AUC {_f(priv.get('membership_inference_auc'))}; "
+                            f"DP epsilon {_f(priv.get('dp_epsilon'), 2)}"],
+    ]
+    act = xr.get("submodule_activation", {})
+    if act.get("experts"):
+        rows.append(["submodule activation", "; ".join(f"{t}: {v['active']} experts"
+                                                        for t, v in act["experts"].items())])
+    if act:
+        rows.append(["encoders active per window", _f(act.get("encoders_used_per_window"), 2)])
+    tables.append(("XR metrics", ["metric", "value"], rows))
+    dev = xr.get("on_device", {})
+    tables.append(("Per device profile (energy model: compute + Wi-Fi radio, see profiles.py)",
+                   ["profile", "training s/round", "energy J/round", "radio J/round", "inference ms",
+                    "battery %/round"],
+                   [[k, _f(v["training_s_per_round"], 2), _f(v["energy_j_per_round"], 2),
+                     _f(v["radio_energy_j_per_round"], 3), _f(v["inference_ms"], 2),
+                     _f(v["battery_pct_per_round"], 4)] for k, v in dev.items()]))
+    fp = xr.get("footprint_by_device", {})
+    tables.append(("Model storage footprint per device", ["device", "params", "fp32 MB", "int8 MB", "personal MB"],
+                   [[k, f"{int(v['params']):,}", _f(v["fp32_mb"], 2), _f(v["int8_mb"], 2),
+                     _f(v.get("personal_fp32_mb"), 3)] for k, v in fp.items()]))
+    rob = results.get("robustness", {})
+    if rob:
+        mods = sorted({m for r in rob.values() for m in r["single"]})
+        tables.append(("Missing-modality robustness (mean macro-F1, one modality removed at test time)",
+                       ["model", "none removed", *mods],
+                       [[name, _f(r["full"])] + [_f(r["single"].get(m)) for m in mods] for name, r in rob.items()]))
+    return tables
+
+
+def _markdown(tables: Sequence[tuple[str, list[str], list[list[str]]]]) -> str:
+    out = []
+    for title, header, rows in tables:
+        out.append(f"### {title}\n")
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "---|" * len(header))
+        out.extend("| " + " | ".join(r) + " |" for r in rows)
+        out.append("")
+    return "\n".join(out)
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _plots(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    require("matplotlib", "train")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = []
+    hist = results.get("history", {})
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
+    for key, label in (("val_macro_f1", "federated (learned missing token)"),
+                       ("zero_fill_val_macro_f1", "federated (zero-fill)")):
+        pts = [(r, v) for r, v in hist.get(key, []) if v is not None]
+        if pts:
+            ax[0].plot(*zip(*pts, strict=True), marker="o", label=label)
+    cen = results["methods"].get("centralized", {}).get("future_mean_macro_f1")
+    if cen is not None:
+        ax[0].axhline(cen, ls="--", c="k", label="centralized")
+    ax[0].set(xlabel="round", ylabel="validation mean macro-F1", title="Training curve")
+    if ax[0].get_legend_handles_labels()[0]:
+        ax[0].legend(fontsize=7)
+    loss = [(r, v) for r, v in hist.get("loss", []) if v is not None and not math.isnan(v)]
+    if loss:
+        ax[1].plot(*zip(*loss, strict=True))
+    ax[1].set(xlabel="round", ylabel="mean local loss", title="Local training loss")
+    plots.append(("Training curves", _svg(fig)))
+
+    rob = results.get("robustness", {})
+    if rob:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for name, r in rob.items():
+            ax.plot([c["removed"] for c in r["curve"]], [c["macro_f1"] for c in r["curve"]], marker="o", label=name)
+        ax.set(xlabel="modalities removed at test time", ylabel="mean macro-F1", title="Missing-modality robustness")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        plots.append(("Robustness curve", _svg(fig)))
+
+    tasks = results["tasks"]
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    width = 0.8 / len(_METHODS)
+    for i, m in enumerate(_METHODS):
+        vals = [results["methods"].get(m, {}).get("unseen", {}).get(t, {}).get("macro_f1", float("nan"))
+                for t in tasks]
+        ax.bar([k + i * width for k in range(len(tasks))], vals, width, label=m)
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(tasks))], tasks, rotation=20, fontsize=7)
+    ax.set(ylabel="macro-F1 on unseen users", title="Per task and method")
+    ax.legend(fontsize=7)
+    plots.append(("Per-task comparison", _svg(fig)))
+    return plots
+
+
+def write_report(results: Mapping[str, Any], folder: str | Path) -> Path:
+    """Write ``results.md`` and ``report.html`` into ``folder``; returns the HTML path."""
+    folder = Path(folder)
+    tables = format_tables(results)
+    (folder / "results.md").write_text(_markdown(tables))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>xrdata training report</title><style>"
+        "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}th{background:#eee}</style></head><body>",
+        "<h1>xrdata training report</h1>",
+        f"<p>store: {html.escape(str(results.get('store')))}; windows: "
+        f"{html.escape(str(results.get('windows')))}</p>",
+    ]
+    for title, svg in _plots(results):
+        parts.append(f"<h2>{html.escape(title)}</h2><div class='plot'>{svg}</div>")
+    for title, header, rows in tables:
+        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>"
+                     + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+        parts.extend("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        parts.append("</table>")
+    parts.append("</body></html>")
+    path = folder / "report.html"
+    path.write_text("\n".join(parts))
+    return path

@@ -1,0 +1,188 @@
+"""The in-process engine and local training: reproducibility, resume, module-wise aggregation, accounting."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from xrdata.errors import ValidationError  # noqa: E402
+from xrdata.fed_training.aggregate import payload_bytes  # noqa: E402
+from xrdata.fed_training.config import DataConfig, FedConfig, ModalitySpec, ModelConfig, TaskSpec, TrainConfig, group_of  # noqa: E402
+from xrdata.fed_training.data import ClientData  # noqa: E402
+from xrdata.fed_training.engine import run_federated  # noqa: E402
+from xrdata.fed_training.local import get_params, group_weights, local_train  # noqa: E402
+from xrdata.fed_training.model import M3T  # noqa: E402
+
+MODS = [ModalitySpec("gaze", "series", 8, (3,), 4), ModalitySpec("eeg", "series", 8, (2,), 4)]
+TASKS = [TaskSpec("gesture", ("a", "b")), TaskSpec("qoe")]
+
+
+def client(user: str, n: int, seed: int, eeg: bool = True) -> ClientData:
+    """Windows whose gaze (and EEG) mean encodes the gesture class, with some unlabelled windows."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    gaze = rng.normal(0, 1, (n, 8, 3)).astype(np.float32) + y[:, None, None] * 1.5
+    eeg_x = rng.normal(0, 1, (n, 8, 2)).astype(np.float32) - y[:, None, None]
+    present_eeg = np.full((n, 8), eeg)
+    if not eeg:
+        eeg_x[:] = 0
+    labels = np.where(rng.random(n) < 0.8, y, -1).astype(np.int64)
+    qoe = np.where(rng.random(n) < 0.5, 3.0 + y, np.nan).astype(np.float32)
+    return ClientData(
+        user, {"gaze": gaze, "eeg": eeg_x}, {"gaze": np.ones((n, 8), bool), "eeg": present_eeg},
+        {"gesture": labels, "qoe": qoe}, np.array(["s001"] * n), np.arange(n, dtype=np.int64) * 2_000_000_000,
+        np.array(["train"] * n),
+    )
+
+
+def config(**fed: object) -> TrainConfig:
+    base = FedConfig(rounds=3, clients_per_round=2, availability=1.0, local_steps=3, batch_size=8, eval_every=0)
+    return TrainConfig(data=DataConfig(modalities=("gaze", "eeg")),
+                       model=ModelConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.1),
+                       fed=dataclasses.replace(base, **fed))
+
+
+def model(cfg: TrainConfig) -> M3T:
+    torch.manual_seed(cfg.fed.seed)
+    return M3T(cfg.model, MODS, TASKS)
+
+
+CLIENTS = {"u1": client("u1", 40, 1), "u2": client("u2", 24, 2, eeg=False), "u3": client("u3", 32, 3)}
+
+
+def same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_bit_reproducible_for_a_seed() -> None:
+    cfg = config()
+    r1 = run_federated(cfg, model(cfg), CLIENTS, TASKS)
+    r2 = run_federated(cfg, model(cfg), CLIENTS, TASKS)
+    assert same(r1.params, r2.params)
+    assert [h.participants for h in r1.history] == [h.participants for h in r2.history]
+    other = run_federated(config(seed=1), model(cfg), CLIENTS, TASKS)
+    assert not same(r1.params, other.params)
+
+
+def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    cfg = config(rounds=4, optimizer_state="keep", server_opt="fedadam", server_lr=0.01)
+    full = run_federated(cfg, model(cfg), CLIENTS, TASKS)
+    short = dataclasses.replace(cfg, fed=dataclasses.replace(cfg.fed, rounds=2))
+    run_federated(short, model(cfg), CLIENTS, TASKS, checkpoint_dir=tmp_path)
+    with pytest.raises(ValidationError, match="different training config"):
+        run_federated(cfg, model(cfg), CLIENTS, TASKS, checkpoint_dir=tmp_path, resume=True)
+    ck = tmp_path / "b"
+    run_federated(cfg, model(cfg), CLIENTS, TASKS, checkpoint_dir=ck)
+    for p in sorted(ck.glob("round-*.safetensors"))[2:]:
+        p.unlink()  # as if the run had been killed after round 2
+    resumed = run_federated(cfg, model(cfg), CLIENTS, TASKS, checkpoint_dir=ck, resume=True)
+    assert len(resumed.history) == 4
+    assert same(full.params, resumed.params)
+
+
+def test_client_without_eeg_leaves_the_eeg_encoder_alone() -> None:
+    cfg = config(rounds=1, clients_per_round=1, weight_decay=0.5)
+    m = model(cfg)
+    start = get_params(m)
+    res = run_federated(cfg, m, {"u2": CLIENTS["u2"]}, TASKS)
+    eeg = [k for k in start if group_of(k) == "encoder/eeg"]
+    gaze = [k for k in start if group_of(k) == "encoder/gaze"]
+    assert eeg and gaze
+    assert all(np.array_equal(start[k], res.params[k]) for k in eeg)
+    assert any(not np.array_equal(start[k], res.params[k]) for k in gaze)
+    # plain FedAvg without module-wise weighting still leaves it: the client never sends the untrained group
+    res = run_federated(config(rounds=1, clients_per_round=1, weight_decay=0.5, modulewise=False), model(cfg),
+                        {"u2": CLIENTS["u2"]}, TASKS)
+    assert all(np.array_equal(start[k], res.params[k]) for k in eeg)
+
+
+def test_group_weights_count_windows_with_the_modality_and_labels() -> None:
+    d = CLIENTS["u1"]
+    idx = np.arange(10)
+    w = group_weights(d, idx, ["encoder/gaze", "encoder/eeg", "head/gesture", "head/qoe", "backbone"])
+    assert w["encoder/gaze"] == 10 and w["encoder/eeg"] == 10 and w["backbone"] == 10
+    assert w["head/gesture"] == (d.y["gesture"][:10] >= 0).sum()
+    assert w["head/qoe"] == (~np.isnan(d.y["qoe"][:10])).sum()
+    assert "encoder/eeg" not in group_weights(CLIENTS["u2"], idx, ["encoder/eeg"])
+
+
+def test_communication_is_counted_exactly() -> None:
+    cfg = config(rounds=2)
+    m = model(cfg)
+    full = payload_bytes(get_params(m))
+    res = run_federated(cfg, m, CLIENTS, TASKS)
+    for h in res.history:
+        assert h.bytes_down == full * len(h.participants)
+        assert h.bytes_up == sum(h.bytes_up_by_group.values())  # uncompressed float32
+    assert sum(c["down"] for c in res.comm.values()) == sum(h.bytes_down for h in res.history)
+    q = run_federated(config(rounds=2, compression="int8"), model(cfg), CLIENTS, TASKS)
+    for h in q.history:
+        assert h.bytes_up < 0.3 * sum(h.bytes_up_by_group.values())
+        assert 0 < h.compression_error < 0.05
+
+
+def test_deadline_drops_stragglers() -> None:
+    cfg = config(rounds=2, deadline_s=1e-9)
+    m = model(cfg)
+    start = get_params(m)
+    res = run_federated(cfg, m, CLIENTS, TASKS)
+    assert all(not h.participants and len(h.dropped) == 2 for h in res.history)
+    assert same(start, res.params)
+    assert all(v > 0 for v in res.energy_j.values() if v)  # the dropped clients still spent energy
+
+
+def test_semi_with_one_cluster_matches_centralized_modulewise() -> None:
+    # one round: later rounds train from parameters that differ in the last float bits, which AdamW amplifies
+    cen = run_federated(config(rounds=1), model(config()), CLIENTS, TASKS)
+    semi = run_federated(config(rounds=1, topology="semi", clusters=1), model(config()), CLIENTS, TASKS)
+    for k in cen.params:
+        np.testing.assert_allclose(semi.params[k], cen.params[k], rtol=1e-4, atol=1e-6)
+    assert all(h.bytes_d2d > 0 for h in semi.history)
+    assert sum(h.bytes_up for h in semi.history) < sum(h.bytes_up for h in cen.history)
+
+
+def test_decentralized_gossip_runs_without_server() -> None:
+    cfg = config(rounds=3, topology="decentralized", clients_per_round=3, graph_degree=2)
+    res = run_federated(cfg, model(cfg), CLIENTS, TASKS)
+    assert res.node_params is not None and len(res.node_params) == 3
+    assert all(h.bytes_up == 0 and h.bytes_down == 0 and h.bytes_d2d > 0 for h in res.history)
+    for k, v in res.params.items():
+        np.testing.assert_allclose(v, np.mean([p[k] for p in res.node_params], axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_dp_reports_epsilon_and_needs_centralized() -> None:
+    res = run_federated(config(rounds=2, dp_clip=0.5, dp_noise=1.0), model(config()), CLIENTS, TASKS)
+    assert res.epsilon is not None and res.epsilon > 0
+    with pytest.raises(ValidationError, match="centralized"):
+        run_federated(config(dp_clip=0.5, topology="semi"), model(config()), CLIENTS, TASKS)
+
+
+def test_local_training_freezes_unselected_groups_and_prox_shrinks_the_step() -> None:
+    cfg = config()
+    m = model(cfg)
+    start = get_params(m)
+    res = local_train(m, start, CLIENTS["u1"], TASKS, steps=5, batch_size=8, lr=1e-2, seed=0,
+                      train_groups=("head",))
+    assert {group_of(k) for k in res.update.delta} == {"head/gesture", "head/qoe"}
+    free = local_train(m, start, CLIENTS["u1"], TASKS, steps=5, batch_size=8, lr=1e-2, seed=0)
+    prox = local_train(m, start, CLIENTS["u1"], TASKS, steps=5, batch_size=8, lr=1e-2, seed=0, prox_mu=100.0)
+
+    def norm(d: dict[str, np.ndarray]) -> float:
+        return float(np.sqrt(sum((v.astype(np.float64) ** 2).sum() for v in d.values())))
+
+    assert norm(prox.update.delta) < norm(free.update.delta)
+    assert free.steps == 5 and free.windows == 40
+
+
+def test_federated_training_learns() -> None:
+    cfg = config(rounds=8, local_steps=5, clients_per_round=3, lr=5e-3)
+    m = model(cfg)
+    before = local_train(m, get_params(m), CLIENTS["u1"], TASKS, steps=1, batch_size=40, lr=0.0, seed=0).loss
+    res = run_federated(cfg, m, CLIENTS, TASKS)
+    after = local_train(m, res.params, CLIENTS["u1"], TASKS, steps=1, batch_size=40, lr=0.0, seed=0).loss
+    assert after < before
