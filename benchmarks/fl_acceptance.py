@@ -1,0 +1,72 @@
+"""Issue-5 acceptance table from two ``xrdata train`` run folders on the synthesizer's benchmark cohorts.
+
+Run (each command trains and evaluates; about 20 minutes each on 2 CPU cores)::
+
+    xrdata synth --preset benchmark --store bench --workers 2
+    xrdata synth --preset benchmark_bursty --store bursty --workers 2
+    xrdata train --store bench --preset benchmark --out run-bench --set fed.rounds=30 \\
+        --set fed.clients_per_round=8 --set fed.local_steps=15 --set 'baselines=["centralized","local"]'
+    xrdata train --store bursty --preset benchmark --out run-bursty --set fed.rounds=30 \\
+        --set fed.clients_per_round=8 --set fed.local_steps=15 --set 'baselines=["zero_fill"]'
+    python benchmarks/fl_acceptance.py run-bench run-bursty
+
+Prints, per task, federated / centralized macro-F1 (target >= 0.9), federated vs local-only on unseen users,
+and the macro-F1 lost to 30 % bursty dropout by the learned-missing-token model and by zero-fill (target
+<= 3 points for the learned token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from _common import md_table  # benchmarks/_common.py
+
+
+def _load(run: Path) -> dict[str, Any]:
+    return json.loads((run / "results.json").read_text())
+
+
+def _f1(res: dict[str, Any], method: str, split: str, task: str) -> float | None:
+    m = res["methods"].get(method, {}).get(split, {}).get(task, {})
+    return m.get("macro_f1") if m.get("n") else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bench", type=Path, help="run folder trained on the benchmark cohort (with baselines)")
+    ap.add_argument("bursty", type=Path, help="run folder trained on benchmark_bursty (with zero_fill)")
+    args = ap.parse_args()
+    bench, bursty = _load(args.bench), _load(args.bursty)
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    rows = []
+    for t in bench["tasks"]:
+        fed, cen = _f1(bench, "federated", "future", t), _f1(bench, "centralized", "future", t)
+        if fed is None and cen is None:  # a regression task (qoe): MAE, in results.md
+            continue
+        ratio = fed / cen if fed is not None and cen else None
+        rows.append([t, fmt(fed), fmt(cen), fmt(ratio), "yes" if ratio is not None and ratio >= 0.9 else "no",
+                     fmt(_f1(bench, "federated", "unseen", t)), fmt(_f1(bench, "local", "unseen", t))])
+    print(md_table(["task", "federated (future)", "centralized (future)", "ratio", ">= 0.9",
+                    "federated (unseen)", "local-only (unseen)"], rows))
+    print()
+    rows = []
+    for split in ("future", "unseen"):
+        key = f"{split}_mean_macro_f1"
+        clean = bench["methods"]["federated"][key]
+        token = bursty["methods"]["federated"][key]
+        zero = bursty["methods"]["zero_fill"][key]
+        rows.append([split, fmt(clean), fmt(token), f"{100 * (clean - token):+.1f}", fmt(zero),
+                     f"{100 * (clean - zero):+.1f}"])
+        rows.append([f"{split}: local-only, no dropout", fmt(bench["methods"]["local"][key]), "", "", "", ""])
+    print(md_table(["mean macro-F1", "no dropout", "30 % bursty, learned token", "points lost",
+                    "30 % bursty, zero-fill", "points lost"], rows))
+
+
+if __name__ == "__main__":
+    main()
