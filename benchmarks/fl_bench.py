@@ -25,7 +25,7 @@ The store for (b)/(c) is opened read-only with the window cache off (nothing is 
 Usage::
 
     python benchmarks/fl_bench.py                         # everything (~10 min on 2 busy cores)
-    python benchmarks/fl_bench.py --store /tmp/bench/store --skip quickstart
+    python benchmarks/fl_bench.py --store bench-store --skip quickstart
     python benchmarks/fl_bench.py --json out.json --update-readme
 """
 
