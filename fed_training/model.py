@@ -79,7 +79,7 @@ class AudioTokenizer(nn.Module):
 
     def __init__(self, spec: ModalitySpec, cfg: ModelConfig, window_s: float) -> None:
         super().__init__()
-        librosa = require("librosa", "loaders")
+        librosa = require("librosa", "train")
         self.patch, self.n_fft, self.hop = spec.patch, cfg.n_fft, cfg.n_fft // 2
         mel = librosa.filters.mel(sr=spec.steps / window_s, n_fft=cfg.n_fft, n_mels=cfg.n_mels)  # type: ignore[attr-defined]
         # derived from the config, so not part of the state dict (nor of what clients send)
