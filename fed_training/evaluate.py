@@ -255,16 +255,6 @@ def _user_mean(per_user: Mapping[str, Mapping[str, Mapping[str, float]]]) -> flo
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def _personalize(model: M3T, base: Mapping[str, np.ndarray], data: ClientData, tasks: Sequence[TaskSpec],
-                 steps: int, groups: tuple[str, ...], seed: int, batch_size: int, lr: float, device: str) -> None:
-    """Fine-tune ``groups`` of ``model`` (loaded with ``base``) on ``data`` in place."""
-    from xrdata.fed_training.local import local_train, set_params
-
-    res = local_train(model, base, data, tasks, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                      train_groups=groups, device=device)
-    set_params(model, {k: base[k] + v for k, v in res.update.delta.items()})
-
-
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
@@ -287,7 +277,7 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
     curve (federated and zero-fill), and the XR metrics (latency, footprint, on-device training time,
     communication, energy, submodule activation, cross-context generalization, QoE, privacy).
     """
-    from xrdata.fed_training.local import get_params, set_params
+    from xrdata.fed_training.local import fit, get_params, set_params
     from xrdata.fed_training.privacy import membership_inference_auc
     from xrdata.fed_training.profiles import PROFILES, profile_for, radio_energy_j
     from xrdata.fed_training.report import write_report
@@ -356,11 +346,11 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
             if m.get("n") and "accuracy" in m:
                 pairs += 1
                 above += m["accuracy"] >= necessity_threshold
-        _personalize(fed_model, base, own, tasks, fed.personalize_steps, groups, fed.seed + i, fed.batch_size,
-                     fed.lr, device)
+        fit(fed_model, base, own, tasks, steps=fed.personalize_steps, batch_size=fed.batch_size, lr=fed.lr,
+            seed=fed.seed + i, weight_decay=fed.weight_decay, groups=groups, device=device)
         p = task_metrics(predict(fed_model, test, device=device), test, tasks)
-        _personalize(fed_model, base, test, tasks, fed.personalize_steps, groups, fed.seed + i, fed.batch_size,
-                     fed.lr, device)
+        fit(fed_model, base, test, tasks, steps=fed.personalize_steps, batch_size=fed.batch_size, lr=fed.lr,
+            seed=fed.seed + i, weight_decay=fed.weight_decay, groups=groups, device=device)
         p_old = task_metrics(predict(fed_model, own, device=device), own, tasks)
         gain = mean_macro_f1(p) - mean_macro_f1(g)
         drop = mean_macro_f1(g_old) - mean_macro_f1(p_old)
@@ -372,8 +362,8 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
     pers_unseen = {}
     for i, u in enumerate(sorted(cohort.unseen)):
         if len(cohort.adapt.get(u, [])) and len(cohort.unseen[u]):
-            _personalize(fed_model, base, cohort.adapt[u], tasks, fed.personalize_steps, groups, fed.seed + 100 + i,
-                         fed.batch_size, fed.lr, device)
+            fit(fed_model, base, cohort.adapt[u], tasks, steps=fed.personalize_steps, batch_size=fed.batch_size,
+                lr=fed.lr, seed=fed.seed + 100 + i, weight_decay=fed.weight_decay, groups=groups, device=device)
             pers_unseen[u] = task_metrics(predict(fed_model, cohort.unseen[u], device=device), cohort.unseen[u],
                                           tasks)
     set_params(fed_model, base)

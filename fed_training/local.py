@@ -25,7 +25,7 @@ from xrdata.fed_training.config import TaskSpec, group_of, selected
 from xrdata.fed_training.data import ClientData, to_tensors
 from xrdata.fed_training.model import M3T, set_trainable, task_loss
 
-__all__ = ["LocalResult", "get_params", "group_weights", "local_train", "set_params"]
+__all__ = ["LocalResult", "fit", "get_params", "group_weights", "local_train", "set_params"]
 
 
 def get_params(model: torch.nn.Module, patterns: tuple[str, ...] = ("*",)) -> dict[str, np.ndarray]:
@@ -167,3 +167,15 @@ def local_train(
         update=update, steps=done, windows=int(sum(len(i) for i in seen)), loss=float(np.mean(losses)),
         time_s=elapsed, opt_state=opt.state_dict() if keep_opt_state else None,
     )
+
+
+def fit(model: M3T, start: Mapping[str, np.ndarray], data: ClientData, tasks: Sequence[TaskSpec], *, steps: int,
+        batch_size: int, lr: float, seed: int, weight_decay: float = 0.01, groups: tuple[str, ...] = ("*",),
+        device: str = "cpu") -> dict[str, np.ndarray]:
+    """Plain (non-federated) training: :func:`local_train` from ``start`` for ``steps`` steps (at least 1);
+    ``model`` is left holding ``start`` plus the trained update, which is also returned (every parameter)."""
+    res = local_train(model, start, data, tasks, steps=max(1, steps), batch_size=batch_size, lr=lr, seed=seed,
+                      weight_decay=weight_decay, train_groups=groups, device=device)
+    params = {k: np.asarray(start[k], np.float32) + res.update.delta.get(k, 0.0) for k in start}
+    set_params(model, params)
+    return params

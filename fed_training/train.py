@@ -38,7 +38,7 @@ from xrdata.errors import NotFoundError, ValidationError
 from xrdata.fed_training.config import MODALITIES, ModalitySpec, TaskSpec, TrainConfig
 from xrdata.fed_training.data import ClientData, concat, discover_tasks, load_clients
 from xrdata.fed_training.engine import FedResult, run_federated
-from xrdata.fed_training.local import get_params, local_train, set_params
+from xrdata.fed_training.local import fit, get_params, set_params
 from xrdata.fed_training.model import M3T
 from xrdata.store import Store, open_store
 
@@ -152,13 +152,11 @@ def _total_windows(result: FedResult, batch_size: int) -> int:
 
 
 def _train_single(model: M3T, data: ClientData, tasks: Sequence[TaskSpec], cfg: TrainConfig, steps: int,
-                  seed: int, groups: tuple[str, ...] = ("*",)) -> dict[str, np.ndarray]:
-    """Plain (non-federated) training of ``model`` on ``data`` for ``steps`` steps; returns the parameters."""
+                  seed: int) -> dict[str, np.ndarray]:
+    """Plain training of ``model`` from its current parameters on ``data``; returns the parameters."""
     fed = cfg.fed
-    start = get_params(model)
-    res = local_train(model, start, data, tasks, steps=max(1, steps), batch_size=fed.batch_size, lr=fed.lr,
-                      seed=seed, weight_decay=fed.weight_decay, train_groups=groups, device=cfg.device)
-    return {k: start[k] + res.update.delta.get(k, 0.0) for k in start}
+    return fit(model, get_params(model), data, tasks, steps=steps, batch_size=fed.batch_size, lr=fed.lr, seed=seed,
+               weight_decay=fed.weight_decay, device=cfg.device)
 
 
 def train(store: Store | str | os.PathLike[str], cfg: TrainConfig, out: str | os.PathLike[str], *,
@@ -256,7 +254,7 @@ def train(store: Store | str | os.PathLike[str], cfg: TrainConfig, out: str | os
             if test is None or len(test) == 0 or len(own) == 0:
                 continue
             model = build_model(cfg, cohort)
-            set_params(model, _train_single(model, own, cohort.tasks, cfg, steps, cfg.fed.seed + 1 + i))
+            _train_single(model, own, cohort.tasks, cfg, steps, cfg.fed.seed + 1 + i)
             preds[kind].append((predict(model, test, device=cfg.device), test))
         for kind, items in preds.items():
             local[kind] = {
