@@ -57,12 +57,12 @@ from xrdata.fed_training.aggregate import (
     payload_bytes,
     ring_lattice,
 )
-from xrdata.fed_training.config import TaskSpec, TrainConfig, group_of
+from xrdata.fed_training.config import FedConfig, TaskSpec, TrainConfig, group_of
 from xrdata.fed_training.data import ClientData
 from xrdata.fed_training.local import LocalResult, get_params, local_train
 from xrdata.fed_training.model import M3T
 from xrdata.fed_training.privacy import dp_average, epsilon
-from xrdata.fed_training.profiles import profile_for, radio_energy_j
+from xrdata.fed_training.profiles import DeviceProfile, profile_for, radio_energy_j
 
 __all__ = ["FedResult", "RoundLog", "run_federated"]
 
@@ -122,6 +122,36 @@ def client_seed(seed: int, rnd: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, rnd, index, 7]).generate_state(1)[0])
 
 
+def client_speeds(fed: FedConfig, names: Sequence[str], devices: Mapping[str, str] | None
+                  ) -> tuple[dict[str, DeviceProfile], dict[str, float]]:
+    """Each client's device profile and speed ``s_c`` (profile speed x a log-normal factor drawn once)."""
+    init = round_rng(fed.seed, 0)
+    profiles = {u: profile_for((devices or {}).get(u)) for u in names}
+    return profiles, {u: profiles[u].speed * float(np.exp(init.normal(0.0, fed.speed_sigma))) for u in names}
+
+
+@dataclass
+class RoundPlan:
+    """Who takes part in a round and with which budget (steps 1 and 2 of the module docstring)."""
+
+    reachable: int  # clients reachable this round
+    chosen: list[str]  # sampled clients, sorted
+    slowdown: dict[str, float]  # client -> this round's slowdown factor z_cr
+    steps: dict[str, int]  # client -> local steps
+
+
+def plan_round(fed: FedConfig, names: Sequence[str], speed: Mapping[str, float], rnd: int) -> RoundPlan:
+    """The round ``rnd``'s availability draw, client sample, slowdowns and step budgets (shared by the
+    in-process and the Flower engines, so both run the same plan for a seed)."""
+    rng = round_rng(fed.seed, rnd)
+    reachable = [u for u in names if rng.random() < fed.availability]
+    chosen = [str(u) for u in sorted(rng.choice(reachable, size=min(fed.clients_per_round, len(reachable)),
+                                                replace=False))] if reachable else []
+    slowdown = {u: float(np.exp(rng.normal(0.0, fed.speed_sigma))) for u in chosen}
+    steps = {u: int(min(fed.local_steps, max(1, round(fed.local_steps * speed[u])))) for u in chosen}
+    return RoundPlan(len(reachable), chosen, slowdown, steps)
+
+
 def run_federated(
     cfg: TrainConfig,
     model: M3T,
@@ -166,9 +196,7 @@ def run_federated(
     params = get_params(model)
     server = ServerOptimizer(fed.server_opt, lr=fed.server_lr, betas=fed.server_betas, tau=fed.server_tau)
     n = len(names)
-    init = round_rng(fed.seed, 0)
-    profiles = {u: profile_for((devices or {}).get(u)) for u in names}
-    speed = {u: profiles[u].speed * float(np.exp(init.normal(0.0, fed.speed_sigma))) for u in names}
+    profiles, speed = client_speeds(fed, names, devices)
     cluster_of: dict[str, int] = {}
     if fed.topology == "semi":
         for k, members in enumerate(clusters(n, min(fed.clusters, n), fed.seed)):
@@ -195,18 +223,15 @@ def run_federated(
     bar = tqdm(range(start, fed.rounds + 1), desc="federated rounds", unit="round", disable=not progress or None)
     for rnd in bar:
         t0 = time.perf_counter()
-        rng = round_rng(fed.seed, rnd)
-        reachable = [u for u in names if rng.random() < fed.availability]
-        chosen = sorted(rng.choice(reachable, size=min(fed.clients_per_round, len(reachable)), replace=False)) \
-            if reachable else []
-        slowdown = {u: float(np.exp(rng.normal(0.0, fed.speed_sigma))) for u in chosen}
+        plan = plan_round(fed, names, speed, rnd)
+        chosen, slowdown = plan.chosen, plan.slowdown
         updates: list[ClientUpdate] = []
-        log = RoundLog(rnd, [], [], len(reachable), math.nan, 0, 0, 0, {}, 0.0, 0.0, 0.0, {}, {})
+        log = RoundLog(rnd, [], [], plan.reachable, math.nan, 0, 0, 0, {}, 0.0, 0.0, 0.0, {}, {})
         losses, errors, times = [], [], []
         trained_nodes: dict[int, dict[str, np.ndarray]] = {}
         for u in chosen:
             i = names.index(u)
-            steps = int(min(fed.local_steps, max(1, round(fed.local_steps * speed[u]))))
+            steps = plan.steps[u]
             start_params = node_params[i] if node_params is not None else params
             res = local_fn(
                 model, start_params, clients[u], tasks, steps=steps, batch_size=fed.batch_size, lr=fed.lr,

@@ -113,13 +113,15 @@ from xrdata.fed_training.engine import (
     FedResult,
     RoundLog,
     client_seed,
+    client_speeds,
     load_checkpoint,
+    plan_round,
     round_rng,
     save_checkpoint,
 )
 from xrdata.fed_training.local import LocalResult, get_params, local_train
 from xrdata.fed_training.privacy import dp_average, epsilon
-from xrdata.fed_training.profiles import profile_for, radio_energy_j
+from xrdata.fed_training.profiles import radio_energy_j
 
 __all__ = [
     "FlowerClientError",
@@ -449,10 +451,7 @@ class XRDataStrategy(Strategy):
         self.params: Params = {k: np.asarray(v, np.float32) for k, v in params.items()}
         self.shapes = {k: v.shape for k, v in self.params.items()}
         self.server = ServerOptimizer(fed.server_opt, lr=fed.server_lr, betas=fed.server_betas, tau=fed.server_tau)
-        init = round_rng(fed.seed, 0)
-        self.profiles = {u: profile_for((devices or {}).get(u)) for u in self.names}
-        self.speed = {u: self.profiles[u].speed * float(np.exp(init.normal(0.0, fed.speed_sigma)))
-                      for u in self.names}
+        self.profiles, self.speed = client_speeds(fed, self.names, devices)
         self.history: list[RoundLog] = []
         self.comm = {u: {"up": 0, "down": 0, "d2d": 0, "rounds": 0} for u in self.names}
         self.energy = {u: 0.0 for u in self.names}
@@ -499,16 +498,12 @@ class XRDataStrategy(Strategy):
         self._t0 = time.perf_counter()
         fed = self.cfg.fed
         rnd = self.first_round + server_round - 1
-        rng = round_rng(fed.seed, rnd)
-        reachable = [u for u in self.names if rng.random() < fed.availability]
-        chosen = [str(u) for u in sorted(rng.choice(reachable, size=min(fed.clients_per_round, len(reachable)),
-                                                    replace=False))] if reachable else []
-        slowdown = {u: float(np.exp(rng.normal(0.0, fed.speed_sigma))) for u in chosen}
-        self._plan = {"round": rnd, "reachable": len(reachable), "chosen": chosen, "slowdown": slowdown}
+        plan = plan_round(fed, self.names, self.speed, rnd)
+        self._plan = {"round": rnd, "reachable": plan.reachable, "chosen": plan.chosen, "slowdown": plan.slowdown}
         messages = []
-        for u in chosen:
+        for u in plan.chosen:
             i = self.names.index(u)
-            steps = int(min(fed.local_steps, max(1, round(fed.local_steps * self.speed[u]))))
+            steps = plan.steps[u]
             conf = ConfigRecord({
                 **dict(config), "server-round": rnd, "setup": self.setup_json, "steps": steps,
                 "seed": client_seed(fed.seed, rnd, i), "batch-size": fed.batch_size, "lr": fed.lr,
