@@ -190,6 +190,7 @@ class ServerOptimizer:
     With ``d`` the averaged client delta of a parameter (treated as a pseudo-gradient step direction):
 
     * ``fedavg``: ``x += lr * d`` (``lr = 1`` is plain averaging; FedProx's server is this too).
+    * ``fedavgm``: server momentum (Hsu et al. 2019): ``m = b1 m + d``; ``x += lr m``.
     * ``fedadam``: ``m = b1 m + (1-b1) d``; ``v = b2 v + (1-b2) d^2``; ``x += lr m / (sqrt(v) + tau)``.
     * ``fedyogi``: as fedadam but ``v = v - (1-b2) d^2 sign(v - d^2)`` (v grows slower, never shrinks fast).
 
@@ -200,13 +201,14 @@ class ServerOptimizer:
 
     def __init__(
         self,
-        kind: Literal["fedavg", "fedadam", "fedyogi"] = "fedavg",
+        kind: Literal["fedavg", "fedavgm", "fedadam", "fedyogi"] = "fedavg",
         lr: float = 1.0,
         betas: tuple[float, float] = (0.9, 0.99),
         tau: float = 1e-3,
     ) -> None:
-        if kind not in ("fedavg", "fedadam", "fedyogi"):
-            raise ValidationError(f"ServerOptimizer: kind must be 'fedavg', 'fedadam' or 'fedyogi', got {kind!r}")
+        if kind not in ("fedavg", "fedavgm", "fedadam", "fedyogi"):
+            raise ValidationError(
+                f"ServerOptimizer: kind must be 'fedavg', 'fedavgm', 'fedadam' or 'fedyogi', got {kind!r}")
         if not (math.isfinite(lr) and lr > 0):
             raise ValidationError(f"ServerOptimizer: lr must be > 0, got {lr}")
         b1, b2 = (float(b) for b in betas)
@@ -244,6 +246,10 @@ class ServerOptimizer:
             d64 = np.asarray(d, dtype=np.float64)
             if self.kind == "fedavg":
                 x = x + self.lr * d64
+            elif self.kind == "fedavgm":
+                m = b1 * self.m[key].astype(np.float64) + d64 if key in self.m else d64
+                x = x + self.lr * m
+                self.m[key] = m.astype(np.float32)
             else:
                 m = self.m[key].astype(np.float64) if key in self.m else np.zeros_like(d64)
                 v = self.v[key].astype(np.float64) if key in self.v else np.full_like(d64, self.tau**2)

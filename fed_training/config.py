@@ -86,7 +86,7 @@ class ModelConfig:
     n_layers: int = 2  # transformer blocks in the shared backbone
     n_heads: int = 4  # attention heads
     ffn_mult: int = 2  # feed-forward hidden width = ffn_mult * d_model
-    dropout: float = 0.1  # dropout in the backbone and the heads
+    dropout: float = 0.1  # dropout on the backbone's residual branches and the heads
     n_experts: int = 0  # > 0: mixture-of-experts feed-forward with this many experts in every block
     top_k: int = 2  # experts each token is routed to
     moe_loss_weight: float = 0.01  # weight of the load-balancing loss (Switch Transformer style)
@@ -113,9 +113,10 @@ class FedConfig:
     weight_decay: float = 0.01  # client AdamW weight decay
     optimizer_state: Literal["reset", "keep"] = "reset"  # client optimizer state across rounds (see local.py)
     prox_mu: float = 0.0  # FedProx proximal term weight; 0 = FedAvg local objective
-    server_opt: Literal["fedavg", "fedadam", "fedyogi"] = "fedavg"  # server update rule
+    logit_adjust: bool = False  # train on logits + log(label prior of the training data): label-skew correction
+    server_opt: Literal["fedavg", "fedavgm", "fedadam", "fedyogi"] = "fedavg"  # server update rule
     server_lr: float = 1.0  # server learning rate (1.0 with fedavg = plain averaging)
-    server_betas: tuple[float, float] = (0.9, 0.99)  # FedAdam/FedYogi moments
+    server_betas: tuple[float, float] = (0.9, 0.99)  # FedAdam/FedYogi moments; betas[0]: FedAvgM momentum
     server_tau: float = 1e-3  # FedAdam/FedYogi adaptivity
     modulewise: bool = True  # average each module group only over the clients that trained it
     train_groups: tuple[str, ...] = ("*",)  # module groups clients train and send ("*" = all; e.g. "peft", "head")
@@ -175,7 +176,7 @@ PRESETS: dict[str, TrainConfig] = {
     ),
     "benchmark": TrainConfig(
         model=ModelConfig(d_model=64, n_layers=2, n_heads=4, n_experts=4, top_k=2, lora_rank=4),
-        fed=FedConfig(rounds=40, clients_per_round=10, local_steps=25),
+        fed=FedConfig(rounds=60, clients_per_round=10, local_steps=25),
     ),
 }
 

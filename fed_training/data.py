@@ -12,18 +12,24 @@ with NaN -> 0 after the step mask is recorded:
 gaze       (40, 25): the canonical gaze channels without ``norm_x``, ``norm_y``, ``confidence``, in schema
            order (left / right / combined origin xyz + unit direction xyz, left / right pupil, left / right
            openness, left / right / combined valid). Origins: metres minus their window mean, x 10
-           (decimetres); pupil diameters mm / 5; directions, openness, valid flags (mean-pooled: the share
-           of valid samples in the step) as they are.
-head       (20, 7): ``head_px, head_py, head_pz, head_qx, head_qy, head_qz, head_qw``. x and z (horizontal):
-           metres minus their window mean (translation within the window; where the user stands carries no
-           information); y (up, +Y): absolute metres, kept because head height tells sitting from standing
-           in stage/floor reference spaces. Quaternions sign-flipped to ``qw >= 0`` (q and -q are the same
-           rotation).
+           (decimetres); pupil diameters mm / 5; directions: x and y (lateral and vertical: the sine of
+           the angle off straight ahead) x 10, so a target 6 deg off-axis is 1 and not 0.1 (with Adam a
+           small input learns proportionally slower), z as it is; openness and valid flags (mean-pooled:
+           the share of valid samples in the step) as they are.
+head       (20, 7): ``head_px, head_py, head_pz, head_qx, head_qy, head_qz, head_qw`` in the window's
+           heading frame: rotated about the vertical (+Y) axis by minus the window's mean head yaw, so the
+           direction the user faces in the room (random per session) carries no information and "forward",
+           "left" and "down" mean the same in every window. x and z (horizontal): metres minus their window
+           mean (translation within the window); y (up): absolute metres, kept because head height tells
+           sitting from standing in stage/floor reference spaces. Quaternions sign-flipped to ``qw >= 0`` (q
+           and -q are the same rotation), qx/qy/qz x 10 (a 6 deg turn is about 0.5).
 imu        (50, 6): ``accel_x..z`` / 9.81 (g, gravity included), ``gyro_x..z`` rad/s.
 hand       (20, 158): per hand (left then right) the 26 joint positions (joint-major, xyz) minus the window
            mean of that hand's **wrist** (the palm where the wrist is never tracked in the window), x 10
-           (decimetres); then the left and right confidence (mean over joints; when the source has no
-           confidence channel, 1 where the hand is tracked). An untracked hand in a tracked step is 0.
+           (decimetres), rotated into the window's heading frame like the head (a swipe to the user's left
+           is the same vector whichever way the user faces; world frame in a window without head pose);
+           then the left and right confidence (mean over joints; when the source has no confidence
+           channel, 1 where the hand is tracked). An untracked hand in a tracked step is 0.
 eeg        (250, 8): the sites Fp1 Fp2 Fz C3 C4 Pz O1 O2, picked by channel name (case-insensitive), volts
            -> microvolts / 20; a site the cap lacks is 0; a cap with none of them is absent.
 audio      (8000,): the first channel, full scale [-1, 1], mean-pooled to 4 kHz.
@@ -98,7 +104,7 @@ __all__ = [
 log = logging.getLogger("xrdata.fed_training")
 
 #: Bumped whenever the features change, so that old cache files are never read back.
-CACHE_VERSION = 1
+CACHE_VERSION = 3
 SPLITS = ("train", "future", "test_users")
 #: The 25 gaze features, in order (the canonical gaze channels without norm_x, norm_y and confidence).
 GAZE_CHANNELS: tuple[str, ...] = (
@@ -117,6 +123,8 @@ _HAND_JOINTS = 26
 _STANDARD_G = 9.81  # m/s^2 per g
 _DECIMETRES = 10.0  # m -> dm for hand joints and eye origins (offsets of a few cm to a few dm)
 _PUPIL_MM = 5.0  # pupil diameter mm / 5 (typical 2-8 mm)
+_GAZE_DIR_XY = 10.0  # gaze direction x/y components (sin of the off-axis angle; targets within ~0.05-0.5) x 10
+_QUAT_XYZ = 10.0  # heading-frame head quaternion x/y/z (sin of half the angle; head turns of a few degrees) x 10
 _EEG_SCALE = 1e6 / 20.0  # V -> uV / 20 (typical EEG +-20 uV -> +-1)
 _F16_MAX = 65504.0
 _HALF = frozenset({"audio", "eeg", "depth"})  # modalities kept as float16
@@ -616,29 +624,55 @@ def _window_mean(v: np.ndarray) -> np.ndarray:
         return total / count
 
 
+def _window_heading(head: np.ndarray) -> np.ndarray:
+    """``(W, S, 7)`` head pose samples (``HEAD_CHANNELS`` order, NaN where missing) -> ``(W,)`` the circular
+    mean yaw (rad, about +Y; 0 = facing -Z) of each window; 0 where a window has no head pose."""
+    qx, qy, qz, qw = (head[..., i].astype(np.float64) for i in range(3, 7))
+    yaw = np.arctan2(2 * (qw * qy + qx * qz), 1 - 2 * (qx * qx + qy * qy))  # (W, S)
+    ok = np.isfinite(yaw)
+    sin, cos = np.where(ok, np.sin(yaw), 0.0).sum(axis=1), np.where(ok, np.cos(yaw), 0.0).sum(axis=1)
+    return np.where(ok.any(axis=1), np.arctan2(sin, cos), 0.0)
+
+
+def _yaw_rotate(xz: np.ndarray, heading: np.ndarray) -> np.ndarray:
+    """``(W, ..., 2)`` horizontal (x, z) vectors rotated about +Y by ``-heading`` ``(W,)``: into the frame of a
+    head that faces -Z."""
+    c = np.cos(heading).reshape(-1, *([1] * (xz.ndim - 2))).astype(np.float32)
+    s = np.sin(heading).reshape(-1, *([1] * (xz.ndim - 2))).astype(np.float32)
+    x, z = xz[..., 0], xz[..., 1]
+    return np.stack([c * x - s * z, s * x + c * z], axis=-1)
+
+
 def _any_finite(v: np.ndarray) -> np.ndarray:
     """``(W, S, ...)`` -> ``(W, S)``: some value of the step is finite."""
     return np.isfinite(v).reshape(v.shape[0], v.shape[1], -1).any(axis=2)
 
 
 def _features(
-    name: str, data: np.ndarray, mask: np.ndarray, src: _Source, spec: ModalitySpec
+    name: str, data: np.ndarray, mask: np.ndarray, src: _Source, spec: ModalitySpec, heading: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map ``(W, S, *sample_shape)`` windowed samples (NaN where missing) onto ``(W, S, *spec.shape)``
-    features (NaN not yet zeroed) and the ``(W, S)`` present mask."""
+    features (NaN not yet zeroed) and the ``(W, S)`` present mask; ``heading`` ``(W,)`` rad: each window's
+    mean head yaw (0 without head pose), for the heading frame of head and hands."""
     if name == "gaze":
         v, _ = _pick(data, _index(src.channels, GAZE_CHANNELS))
         origin = [i for i, c in enumerate(GAZE_CHANNELS) if "_origin_" in c]
         v[..., origin] = (v[..., origin] - _window_mean(v[..., origin])) * _DECIMETRES
         pupil = [i for i, c in enumerate(GAZE_CHANNELS) if c.endswith("pupil_diameter")]
         v[..., pupil] /= _PUPIL_MM
+        v[..., [i for i, c in enumerate(GAZE_CHANNELS) if "_dir_" in c and c[-1] in "xy"]] *= _GAZE_DIR_XY
         signal = [i for i, c in enumerate(GAZE_CHANNELS) if c not in _GAZE_FLAGS]
         return v, mask & _any_finite(v[..., signal])
     if name == "head":
         v, _ = _pick(data, _index(src.channels, HEAD_CHANNELS))
-        v[..., [0, 2]] -= _window_mean(v[..., [0, 2]])
+        v[..., [0, 2]] = _yaw_rotate(v[..., [0, 2]] - _window_mean(v[..., [0, 2]]), heading)
+        # q' = a * q (Hamilton product) with a = (0, ay, 0, aw), the rotation by -heading about +Y
+        ay, aw = (f(heading / 2)[:, None].astype(np.float32) for f in (lambda h: -np.sin(h), np.cos))
+        qx, qy, qz, qw = (v[..., i].copy() for i in range(3, 7))
+        v[..., 3:7] = np.stack([aw * qx + ay * qz, aw * qy + ay * qw, aw * qz - ay * qx, aw * qw - ay * qy], -1)
         flip = np.where(v[..., 6:7] < 0, -1.0, 1.0).astype(np.float32)
         v[..., 3:7] *= flip
+        v[..., 3:6] *= _QUAT_XYZ
         return v, mask & _any_finite(v)
     if name == "imu":
         v, _ = _pick(data, _index(src.channels, IMU_CHANNELS))
@@ -650,6 +684,7 @@ def _features(
         palm = _window_mean(pos[:, :, :, _HAND_PALM, :])
         ref = np.where(np.isfinite(ref), ref, palm)
         rel = (pos - ref[:, :, :, None, :]) * _DECIMETRES
+        rel[..., [0, 2]] = _yaw_rotate(rel[..., [0, 2]], heading)
         tracked = np.isfinite(pos).any(axis=(3, 4))  # (W, S, 2)
         (ci,) = _index(src.channels, ("confidence",))
         if ci is None:
@@ -746,11 +781,15 @@ def _convert(
     n = len(block)
     x: dict[str, np.ndarray] = {}
     present: dict[str, np.ndarray] = {}
+    heading = np.zeros(n)
+    if "head" in sources:
+        head, _ = _pick(np.stack([w.data["head"] for w in block]), _index(sources["head"].channels, HEAD_CHANNELS))
+        heading = _window_heading(head)
     for name, src in sources.items():
         data = np.stack([w.data[name] for w in block])
         mask = np.stack([w.mask[name] for w in block])
         with np.errstate(invalid="ignore"):
-            feats, ok = _features(name, data, mask, src, specs[name])
+            feats, ok = _features(name, data, mask, src, specs[name], heading)
         feats = np.where(np.isfinite(feats) & ok.reshape(*ok.shape, *([1] * (feats.ndim - 2))), feats, 0.0)
         if name in _HALF:
             x[name] = np.clip(feats, -_F16_MAX, _F16_MAX).astype(np.float16)

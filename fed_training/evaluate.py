@@ -154,7 +154,7 @@ def robustness_curve(model: M3T, data: ClientData, tasks: Sequence[TaskSpec], mo
 
 
 def inference_latency(model: M3T, example: ClientData, *, device: str = "cpu", repeats: int = 30,
-                      batch_size: int = 1) -> dict[str, float]:
+                      batch_size: int = 1) -> dict[str, Any]:
     """Wall time per window (ms) of one forward pass at ``batch_size`` windows: median and p95 over ``repeats``
     runs after 3 warm-up runs, on ``device`` (the host CPU stands for the device class; scale by the
     profile speed for a headset estimate)."""
@@ -359,19 +359,25 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
             gains.append(gain)
         if not np.isnan(drop):
             continuity.append(drop)
-    pers_unseen = {}
+    # Unseen users: the global model fine-tuned on the user's adaptation sessions, the same data the local-only
+    # baseline trains on from scratch; per user and pooled, like the local-only numbers.
+    pers_unseen, pers_preds = {}, []
     for i, u in enumerate(sorted(cohort.unseen)):
         if len(cohort.adapt.get(u, [])) and len(cohort.unseen[u]):
             fit(fed_model, base, cohort.adapt[u], tasks, steps=fed.personalize_steps, batch_size=fed.batch_size,
                 lr=fed.lr, seed=fed.seed + 100 + i, weight_decay=fed.weight_decay, groups=groups, device=device)
-            pers_unseen[u] = task_metrics(predict(fed_model, cohort.unseen[u], device=device), cohort.unseen[u],
-                                          tasks)
+            pred = predict(fed_model, cohort.unseen[u], device=device)
+            pers_unseen[u] = task_metrics(pred, cohort.unseen[u], tasks)
+            pers_preds.append((pred, cohort.unseen[u]))
     set_params(fed_model, base)
+    pers_pooled = task_metrics(concat_predictions([p for p, _ in pers_preds]), concat([d for _, d in pers_preds]),
+                               tasks) if pers_preds else {}
     results["personalization"] = {
         "groups": list(groups), "steps": fed.personalize_steps,
         "effectiveness": float(np.mean(gains)) if gains else None,
         "necessity_rate": above / pairs if pairs else None, "necessity_threshold": necessity_threshold,
         "unseen_user_mean_macro_f1": _user_mean(pers_unseen) if pers_unseen else None,
+        "unseen": pers_pooled, "unseen_mean_macro_f1": mean_macro_f1(pers_pooled) if pers_pooled else None,
         "continuity_drop": float(np.mean(continuity)) if continuity else None, "users": per_user,
     }
 

@@ -25,7 +25,7 @@ from xrdata.fed_training.config import TaskSpec, group_of, selected
 from xrdata.fed_training.data import ClientData, to_tensors
 from xrdata.fed_training.model import M3T, set_trainable, task_loss
 
-__all__ = ["LocalResult", "fit", "get_params", "group_weights", "local_train", "set_params"]
+__all__ = ["LocalResult", "fit", "get_params", "group_weights", "label_log_prior", "local_train", "set_params"]
 
 
 def get_params(model: torch.nn.Module, patterns: tuple[str, ...] = ("*",)) -> dict[str, np.ndarray]:
@@ -68,6 +68,21 @@ def group_weights(data: ClientData, idx: np.ndarray, groups: Sequence[str]) -> d
     return {g: w for g, w in out.items() if w > 0}
 
 
+def label_log_prior(data: ClientData, tasks: Sequence[TaskSpec], device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Per classification task with labels in ``data``: the log of its class shares ``(classes,)``; a class the
+    data never show gets a share of 1e-4 of a window (log ~ -9 - log n), so its logit is left alone."""
+    out: dict[str, torch.Tensor] = {}
+    for t in tasks:
+        if t.regression or t.name not in data.y:
+            continue
+        y = data.y[t.name]
+        counts = np.bincount(y[y >= 0], minlength=len(t.classes)).astype(np.float64)
+        if counts.sum() > 0:
+            out[t.name] = torch.as_tensor(np.log(np.maximum(counts, 1e-4) / counts.sum()), dtype=torch.float32,
+                                          device=device)
+    return out
+
+
 @dataclass
 class LocalResult:
     """What one client round produced."""
@@ -96,6 +111,7 @@ def local_train(
     time_s: float | None = None,
     opt_state: dict[str, Any] | None = None,
     keep_opt_state: bool = False,
+    logit_adjust: bool = False,
     device: str = "cpu",
 ) -> LocalResult:
     """Train ``model`` (loaded with ``global_params``) on the client's ``data`` and return its update.
@@ -110,6 +126,8 @@ def local_train(
         time_s: stop after this much wall time instead (at least one step).
         opt_state: AdamW state from this client's previous round (``optimizer_state="keep"``).
         keep_opt_state: return the AdamW state at the end of the round.
+        logit_adjust: train with the logit-adjusted loss under the label prior of ``data``
+            (:func:`label_log_prior`, :func:`~xrdata.fed_training.model.task_loss`).
         seed: seeds batch order and dropout, so a round is reproducible.
     """
     if len(data) == 0:
@@ -122,11 +140,13 @@ def local_train(
     trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not trained:
         raise ValidationError(f"train_groups {train_groups} select no parameter of the model")
-    opt = torch.optim.AdamW([p for _, p in trained], lr=lr, weight_decay=weight_decay)
+    # fused: one kernel per step instead of a dozen per parameter tensor (a tenth of a step on CPU for this model)
+    opt = torch.optim.AdamW([p for _, p in trained], lr=lr, weight_decay=weight_decay, fused=True)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
     anchor = [p.detach().clone() for _, p in trained] if prox_mu > 0 else None
 
+    log_prior = label_log_prior(data, tasks, device) if logit_adjust else None
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     seen: list[np.ndarray] = []
@@ -139,7 +159,7 @@ def local_train(
             idx = np.sort(order[start:start + batch_size])
             x, present, y = to_tensors(data.subset(idx), device)
             out = model(x, present)
-            loss, _ = task_loss(out, y, tasks)
+            loss, _ = task_loss(out, y, tasks, log_prior)
             if anchor is not None:
                 prox = sum(((p - a) ** 2).sum() for (_, p), a in zip(trained, anchor, strict=True))
                 loss = loss + 0.5 * prox_mu * prox
@@ -171,11 +191,11 @@ def local_train(
 
 def fit(model: M3T, start: Mapping[str, np.ndarray], data: ClientData, tasks: Sequence[TaskSpec], *, steps: int,
         batch_size: int, lr: float, seed: int, weight_decay: float = 0.01, groups: tuple[str, ...] = ("*",),
-        device: str = "cpu") -> dict[str, np.ndarray]:
+        logit_adjust: bool = False, device: str = "cpu") -> dict[str, np.ndarray]:
     """Plain (non-federated) training: :func:`local_train` from ``start`` for ``steps`` steps (at least 1);
     ``model`` is left holding ``start`` plus the trained update, which is also returned (every parameter)."""
     res = local_train(model, start, data, tasks, steps=max(1, steps), batch_size=batch_size, lr=lr, seed=seed,
-                      weight_decay=weight_decay, train_groups=groups, device=device)
+                      weight_decay=weight_decay, train_groups=groups, logit_adjust=logit_adjust, device=device)
     params = {k: np.asarray(start[k], np.float32) + res.update.delta.get(k, 0.0) for k in start}
     set_params(model, params)
     return params

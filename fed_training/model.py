@@ -187,7 +187,7 @@ def linear(n_in: int, n_out: int, lora_rank: int, lora_alpha: float) -> nn.Linea
 class SelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
+        self.n_heads = cfg.n_heads
         self.qkv = linear(cfg.d_model, 3 * cfg.d_model, cfg.lora_rank, cfg.lora_alpha)
         self.proj = linear(cfg.d_model, cfg.d_model, cfg.lora_rank, cfg.lora_alpha)
         self.resid_drop = nn.Dropout(cfg.dropout)
@@ -196,7 +196,8 @@ class SelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        # no dropout on the attention weights: on CPU it forces SDPA's slow math path (a quarter of a step)
+        y = F.scaled_dot_product_attention(q, k, v)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_drop(self.proj(y))
 
@@ -449,13 +450,18 @@ def _validate(cfg: ModelConfig, modalities: Sequence[ModalitySpec], tasks: Seque
 # ---------------------------------------------------------------------------------------------------- loss
 
 
-def task_loss(out: ModelOutput, y: Mapping[str, Tensor], tasks: Sequence[TaskSpec]) -> tuple[Tensor, dict[str, float]]:
+def task_loss(out: ModelOutput, y: Mapping[str, Tensor], tasks: Sequence[TaskSpec],
+              log_prior: Mapping[str, Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
     """Mean over the tasks this batch has labels for of cross-entropy (classification, label ``-1`` skipped) or
     Huber (regression, NaN skipped), plus ``out.aux_loss``; returns ``(loss, {task: loss})``.
 
-    ``y[task]`` is ``(B,)`` int64 class indices or float targets. A batch without any label gives a zero loss
-    (no aux loss either: there is nothing to learn from it) that still requires grad, so callers can always call
-    ``backward()``.
+    ``y[task]`` is ``(B,)`` int64 class indices or float targets. ``log_prior[task]`` ``(classes,)``: the log
+    label distribution of the training data, added to the logits inside the loss (logit adjustment / balanced
+    softmax, Menon et al. 2021; FedLC, Zhang et al. 2022), so the logits learn the class-conditional evidence
+    and not the data's prior; under label skew a client then no longer pushes down the classes it never sees
+    (their prior is ~0, so their gradient is ~0). Prediction uses the raw logits. A batch without any label
+    gives a zero loss (no aux loss either: there is nothing to learn from it) that still requires grad, so
+    callers can always call ``backward()``.
     """
     terms: list[Tensor] = []
     per_task: dict[str, float] = {}
@@ -475,7 +481,10 @@ def task_loss(out: ModelOutput, y: Mapping[str, Tensor], tasks: Sequence[TaskSpe
             keep = target >= 0
             if not bool(keep.any()):
                 continue
-            loss = F.cross_entropy(pred[keep], target[keep])
+            logits = pred[keep]
+            if log_prior is not None and task.name in log_prior:
+                logits = logits + log_prior[task.name].to(logits.device)
+            loss = F.cross_entropy(logits, target[keep])
         terms.append(loss)
         per_task[task.name] = float(loss.detach())
     if not terms:

@@ -114,7 +114,7 @@ def build_model(cfg: TrainConfig, cohort_or_specs: Cohort | tuple[Sequence[Modal
     """A freshly initialised model (``torch.manual_seed(cfg.fed.seed)``, so every method starts equal)."""
     mods, tasks = ((cohort_or_specs.modalities, cohort_or_specs.tasks) if isinstance(cohort_or_specs, Cohort)
                    else cohort_or_specs)
-    mcfg = cfg.model if missing is None else dataclasses.replace(cfg.model, missing=missing)  # type: ignore[arg-type]
+    mcfg = cfg.model if missing is None else dataclasses.replace(cfg.model, missing=missing)
     torch.manual_seed(cfg.fed.seed)
     return M3T(mcfg, list(mods), list(tasks))
 
@@ -156,7 +156,7 @@ def _train_single(model: M3T, data: ClientData, tasks: Sequence[TaskSpec], cfg: 
     """Plain training of ``model`` from its current parameters on ``data``; returns the parameters."""
     fed = cfg.fed
     return fit(model, get_params(model), data, tasks, steps=steps, batch_size=fed.batch_size, lr=fed.lr, seed=seed,
-               weight_decay=fed.weight_decay, device=cfg.device)
+               weight_decay=fed.weight_decay, logit_adjust=fed.logit_adjust, device=cfg.device)
 
 
 def train(store: Store | str | os.PathLike[str], cfg: TrainConfig, out: str | os.PathLike[str], *,

@@ -516,7 +516,7 @@ def generate(
     Backend(url).write_atomic(f"{_GROUND_TRUTH}/config.json", json.dumps(
         {"config": config.to_dict(), "seed": config.seed, "tables": {t: list(c) for t, c in TABLES.items()},
          "labels": {t: list(c) for t, c in LABELS.items()}},
-        indent=1, sort_keys=True).encode())
+        indent=1).encode())  # keys in the config's order: the planner draws from mappings (cohorts...) in order
     summaries = _run(config, todo, url, workers, progress, engine, if_exists)
     summaries.sort(key=lambda s: s["user"])
     missing = sorted({m for s in summaries for m in s["missing"]})

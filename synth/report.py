@@ -1754,9 +1754,9 @@ def _dirichlet_entropy(rng: np.random.Generator, counts: np.ndarray, alpha: floa
 
 
 def _synth_config(d: _Data) -> Any:
-    """The SynthConfig recorded in ground_truth/config.json. The file is written with sorted keys, which loses
-    the order of mappings such as ``cohorts`` (the planner draws from them in order): fields equal (as
-    values) to those of the named preset keep the preset's objects, so preset-based configs are exact."""
+    """The SynthConfig recorded in ground_truth/config.json (mappings such as ``cohorts`` in their order: the
+    planner draws from them in order). Fields equal (as values) to those of the named preset keep the preset's
+    objects, which also makes stores whose file has sorted keys exact when they used a preset."""
     from xrdata.synth.presets import PRESETS, SynthConfig
 
     raw = dict((d.config or {}).get("config", {}))

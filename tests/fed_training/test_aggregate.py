@@ -162,6 +162,17 @@ def test_server_fedavg() -> None:
     np.testing.assert_array_equal(params["a"], f32(1, 2))  # input not mutated
 
 
+def test_server_fedavgm_by_hand() -> None:
+    opt = ServerOptimizer("fedavgm", lr=0.5, betas=(0.9, 0.99))
+    p1 = opt.step({"w": f32(1, 0), "frozen": f32(3)}, {"w": f32(0.2, -0.4)})
+    p2 = opt.step(p1, {"w": f32(0.1, 0.4)})
+    # m1 = d1; x1 = x0 + lr m1; m2 = 0.9 m1 + d2; x2 = x1 + lr m2
+    np.testing.assert_allclose(p1["w"], [1.1, -0.2], rtol=1e-6)
+    np.testing.assert_allclose(opt.m["w"], [0.28, 0.04], rtol=1e-6)
+    np.testing.assert_allclose(p2["w"], [1.24, -0.18], rtol=1e-6)
+    assert p2["frozen"][0] == 3 and "frozen" not in opt.m
+
+
 @pytest.mark.parametrize("kind", ["fedadam", "fedyogi"])
 def test_server_adaptive_two_steps_by_hand(kind: str) -> None:
     lr, b1, b2, tau = 0.1, 0.9, 0.99, 1e-3

@@ -123,6 +123,53 @@ def test_shapes_and_dtypes_follow_modalities(clients: dict[str, ClientData], tas
         np.testing.assert_array_equal(order, np.arange(n))
 
 
+def test_gaze_direction_scaling_is_the_documented_one(clients: dict[str, ClientData]) -> None:
+    names = list(data_module.GAZE_CHANNELS)
+    x, y, z = (names.index(f"combined_dir_{a}") for a in "xyz")
+    for data in clients.values():
+        g = data.x["gaze"][data.present["gaze"] & (data.x["gaze"][..., names.index("combined_valid")] == 1)]
+        if len(g):
+            # x and y are scaled by 10, z is not: undoing the scaling gives (mean-pooled) unit vectors
+            norm = np.sqrt((g[:, x] / 10) ** 2 + (g[:, y] / 10) ** 2 + g[:, z] ** 2)
+            assert abs(float(np.median(norm)) - 1.0) < 0.01
+            assert float(np.abs(g[:, [x, y]]).max()) > 1.0  # targets beyond ~6 deg off-axis
+
+
+@given(st.floats(-np.pi, np.pi), st.floats(-0.6, 0.6), st.floats(-0.5, 0.5))
+def test_head_and_hand_features_do_not_depend_on_where_the_user_faces(heading: float, turn: float,
+                                                                      pitch: float) -> None:
+    """The same head motion and hand pose, performed facing ``heading`` (rad about +Y) in the room, give the
+    same features: the heading frame removes the room yaw."""
+    def rot_y(a: np.ndarray) -> np.ndarray:  # (S,) angles -> (S, 3, 3)
+        c, s = np.cos(a), np.sin(a)
+        z, o = np.zeros_like(a), np.ones_like(a)
+        return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
+
+    steps = 6
+    yaw = np.linspace(0, turn, steps)  # the head turns by ``turn`` over the window, pitched by ``pitch``
+    pos = np.column_stack([np.linspace(0, 0.3, steps), np.full(steps, 1.6), np.linspace(0, -0.2, steps)])
+    joints = np.random.default_rng(0).normal(0, 0.05, (2, 26, 3)) + np.array([0.2, 1.2, -0.4])  # a hand in front
+
+    def features(room: float) -> tuple[np.ndarray, np.ndarray]:
+        r = rot_y(np.full(steps, room))
+        q = np.column_stack([np.sin(pitch / 2) * np.cos((room + yaw) / 2), np.sin((room + yaw) / 2) * np.cos(pitch / 2),
+                             -np.sin(pitch / 2) * np.sin((room + yaw) / 2),
+                             np.cos((room + yaw) / 2) * np.cos(pitch / 2)])  # yaw then pitch (Y-X order)
+        head = np.concatenate([np.einsum("sij,sj->si", r, pos), q], axis=1)[None].astype(np.float32)
+        hand = np.einsum("ij,hkj->hki", r[0], joints)[None, None].repeat(steps, 1).astype(np.float32)
+        ok = np.ones((1, steps), bool)
+        heading_ = data_module._window_heading(head)
+        h, _ = data_module._features("head", head, ok, data_module._Source("head", (7,), data_module.HEAD_CHANNELS,
+                                                                          "float32"), MODALITIES["head"], heading_)
+        f, _ = data_module._features("hand", hand, ok, data_module._Source("hand", (2, 26, 3), ("px", "py", "pz"),
+                                                                          "float32"), MODALITIES["hand"], heading_)
+        return h, f
+
+    (h0, f0), (h1, f1) = features(0.0), features(heading)
+    np.testing.assert_allclose(h1, h0, atol=2e-4)
+    np.testing.assert_allclose(f1, f0, atol=2e-4)
+
+
 def test_a_missing_modality_is_zeros_and_never_present(store_path: Path, clients: dict[str, ClientData]) -> None:
     cat = open_store(store_path, "r").catalog().collect()
     checked = 0

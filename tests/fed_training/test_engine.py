@@ -15,7 +15,7 @@ from xrdata.fed_training.aggregate import payload_bytes  # noqa: E402
 from xrdata.fed_training.config import DataConfig, FedConfig, ModalitySpec, ModelConfig, TaskSpec, TrainConfig, group_of  # noqa: E402
 from xrdata.fed_training.data import ClientData  # noqa: E402
 from xrdata.fed_training.engine import run_federated  # noqa: E402
-from xrdata.fed_training.local import get_params, group_weights, local_train  # noqa: E402
+from xrdata.fed_training.local import get_params, group_weights, label_log_prior, local_train  # noqa: E402
 from xrdata.fed_training.model import M3T  # noqa: E402
 
 MODS = [ModalitySpec("gaze", "series", 8, (3,), 4), ModalitySpec("eeg", "series", 8, (2,), 4)]
@@ -109,6 +109,16 @@ def test_group_weights_count_windows_with_the_modality_and_labels() -> None:
     assert w["head/gesture"] == (d.y["gesture"][:10] >= 0).sum()
     assert w["head/qoe"] == (~np.isnan(d.y["qoe"][:10])).sum()
     assert "encoder/eeg" not in group_weights(CLIENTS["u2"], idx, ["encoder/eeg"])
+
+
+def test_label_log_prior_is_the_clients_class_shares() -> None:
+    d = CLIENTS["u1"]
+    y = d.y["gesture"][d.y["gesture"] >= 0]
+    prior = label_log_prior(d, TASKS)
+    assert set(prior) == {"gesture"}  # regression tasks have none
+    np.testing.assert_allclose(prior["gesture"].exp().numpy(), np.bincount(y, minlength=2) / len(y), rtol=1e-6)
+    one_class = dataclasses.replace(d, y={**d.y, "gesture": np.where(d.y["gesture"] == 1, -1, d.y["gesture"])})
+    assert float(label_log_prior(one_class, TASKS)["gesture"][1]) < -9  # an unseen class: (almost) no gradient
 
 
 def test_communication_is_counted_exactly() -> None:

@@ -267,6 +267,17 @@ def test_task_loss_skips_unlabelled() -> None:
     assert set(per_task) == {"act"} == set(task_loss(out, {"act": y["act"]}, TASKS)[1])
 
 
+def test_task_loss_logit_adjustment_adds_the_log_prior() -> None:
+    out = ModelOutput({"act": torch.randn(3, 3, requires_grad=True)}, torch.tensor(0.0), None)
+    y = {"act": torch.tensor([0, 1, 0])}
+    prior = torch.log(torch.tensor([0.6, 0.4, 1e-6]))
+    loss, _ = task_loss(out, y, TASKS, {"act": prior})
+    close(loss, torch.nn.functional.cross_entropy(out.outputs["act"] + prior, y["act"]))
+    loss.backward()
+    # the class this data never show (prior ~0) gets (almost) no gradient: it is neither pushed down nor up
+    assert float(out.outputs["act"].grad[:, 2].abs().max()) < 1e-4
+
+
 def test_task_loss_all_unlabelled_batch_is_zero_and_backpropagates() -> None:
     model = build(n_experts=2, top_k=1).train()
     x, present = batch()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import subprocess
 import sys
@@ -22,7 +23,7 @@ GEN = importlib.import_module("xrdata.synth.generate")
 
 #: A tiny cohort on an all-sensor device (Quest Pro + EEG cap) so that all six generators run.
 TINY = SynthConfig(
-    users=2, weeks=1.0, seed=11, cohorts={"clinic": 0.5, "gaming": 0.5}, devices={"quest_pro": 1.0},
+    users=2, weeks=1.0, seed=11, cohorts={"gaming": 0.5, "clinic": 0.5}, devices={"quest_pro": 1.0},
     eeg_cap_prob=1.0, balanced=True, sessions_per_week=1, session_minutes=0.25, segment_seconds=(5.0, 8.0),
     depth_fps=2.0, depth_max_width=48, audio_rate_hz=8000.0, test_user_frac=0.0, future_week_frac=0.5,
     mic_muted_prob=0.0, eeg_off_prob=0.0, likert_prob=1.0,
@@ -91,6 +92,9 @@ def test_ground_truth_tables_readable_with_polars(stores: dict[str, Any]) -> Non
     root = Path(stores["one"]) / "ground_truth"
     assert not (Path(stores["one"]) / "users" / "ground_truth").exists()
     assert (root / "config.json").is_file()
+    recorded = json.loads((root / "config.json").read_text())["config"]
+    # every mapping in the config's order (the planner draws from cohorts, devices... in order), not sorted
+    assert json.dumps(recorded) == json.dumps(TINY.to_dict())
     for table, columns in TABLES.items():
         lazy = pl.scan_parquet(str(root / table) + "/", hive_partitioning=True, hive_schema={"user": pl.String()})
         df = lazy.collect()
