@@ -117,11 +117,6 @@ def round_rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, *key]))
 
 
-def client_seed(seed: int, rnd: int, index: int) -> int:
-    """The torch/numpy seed of client ``index``'s local training in round ``rnd``."""
-    return int(np.random.SeedSequence([seed, rnd, index, 7]).generate_state(1)[0])
-
-
 def client_speeds(fed: FedConfig, names: Sequence[str], devices: Mapping[str, str] | None
                   ) -> tuple[dict[str, DeviceProfile], dict[str, float]]:
     """Each client's device profile and speed ``s_c`` (profile speed x a log-normal factor drawn once)."""
@@ -138,6 +133,7 @@ class RoundPlan:
     chosen: list[str]  # sampled clients, sorted
     slowdown: dict[str, float]  # client -> this round's slowdown factor z_cr
     steps: dict[str, int]  # client -> local steps
+    seeds: dict[str, int]  # client -> torch/numpy seed of its local training this round
 
 
 def plan_round(fed: FedConfig, names: Sequence[str], speed: Mapping[str, float], rnd: int) -> RoundPlan:
@@ -149,7 +145,10 @@ def plan_round(fed: FedConfig, names: Sequence[str], speed: Mapping[str, float],
                                                 replace=False))] if reachable else []
     slowdown = {u: float(np.exp(rng.normal(0.0, fed.speed_sigma))) for u in chosen}
     steps = {u: int(min(fed.local_steps, max(1, round(fed.local_steps * speed[u])))) for u in chosen}
-    return RoundPlan(len(reachable), chosen, slowdown, steps)
+    # one SeedSequence per round: word i belongs to client names[i] (independent of how many clients there are)
+    words = np.random.SeedSequence([fed.seed, rnd, 7]).generate_state(len(names))
+    index = {u: i for i, u in enumerate(names)}
+    return RoundPlan(len(reachable), chosen, slowdown, steps, {u: int(words[index[u]]) for u in chosen})
 
 
 def run_federated(
@@ -235,7 +234,7 @@ def run_federated(
             start_params = node_params[i] if node_params is not None else params
             res = local_fn(
                 model, start_params, clients[u], tasks, steps=steps, batch_size=fed.batch_size, lr=fed.lr,
-                seed=client_seed(fed.seed, rnd, i), weight_decay=fed.weight_decay, train_groups=fed.train_groups,
+                seed=plan.seeds[u], weight_decay=fed.weight_decay, train_groups=fed.train_groups,
                 prox_mu=fed.prox_mu, time_s=fed.local_time_s, opt_state=opt_states.get(u),
                 keep_opt_state=fed.optimizer_state == "keep", logit_adjust=fed.logit_adjust, device=cfg.device,
             )

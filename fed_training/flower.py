@@ -113,7 +113,6 @@ from xrdata.fed_training.data import ClientData
 from xrdata.fed_training.engine import (
     FedResult,
     RoundLog,
-    client_seed,
     client_speeds,
     load_checkpoint,
     plan_round,
@@ -503,11 +502,9 @@ class XRDataStrategy(Strategy):
         self._plan = {"round": rnd, "reachable": plan.reachable, "chosen": plan.chosen, "slowdown": plan.slowdown}
         messages = []
         for u in plan.chosen:
-            i = self.names.index(u)
-            steps = plan.steps[u]
             conf = ConfigRecord({
-                **dict(config), "server-round": rnd, "setup": self.setup_json, "steps": steps,
-                "seed": client_seed(fed.seed, rnd, i), "batch-size": fed.batch_size, "lr": fed.lr,
+                **dict(config), "server-round": rnd, "setup": self.setup_json, "steps": plan.steps[u],
+                "seed": plan.seeds[u], "batch-size": fed.batch_size, "lr": fed.lr,
                 "weight-decay": fed.weight_decay, "train-groups": list(fed.train_groups), "prox-mu": fed.prox_mu,
                 "time-s": float(fed.local_time_s or 0.0), "keep-opt-state": fed.optimizer_state == "keep",
                 "logit-adjust": fed.logit_adjust, "compression": fed.compression, "topk-frac": fed.topk_frac,
