@@ -781,12 +781,11 @@ def _convert(
     n = len(block)
     x: dict[str, np.ndarray] = {}
     present: dict[str, np.ndarray] = {}
-    heading = np.zeros(n)
-    if "head" in sources:
-        head, _ = _pick(np.stack([w.data["head"] for w in block]), _index(sources["head"].channels, HEAD_CHANNELS))
-        heading = _window_heading(head)
+    head = np.stack([w.data["head"] for w in block]) if "head" in sources else None
+    heading = np.zeros(n) if head is None else _window_heading(
+        _pick(head, _index(sources["head"].channels, HEAD_CHANNELS))[0])
     for name, src in sources.items():
-        data = np.stack([w.data[name] for w in block])
+        data = head if name == "head" and head is not None else np.stack([w.data[name] for w in block])
         mask = np.stack([w.mask[name] for w in block])
         with np.errstate(invalid="ignore"):
             feats, ok = _features(name, data, mask, src, specs[name], heading)
