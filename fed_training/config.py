@@ -118,6 +118,7 @@ class FedConfig:
     server_lr: float = 1.0  # server learning rate (1.0 with fedavg = plain averaging)
     server_betas: tuple[float, float] = (0.9, 0.99)  # FedAdam/FedYogi moments; betas[0]: FedAvgM momentum
     server_tau: float = 1e-3  # FedAdam/FedYogi adaptivity
+    tail_rounds: int = 0  # report the mean of the global models of the last N rounds (tail averaging); 0 = the last
     modulewise: bool = True  # average each module group only over the clients that trained it
     train_groups: tuple[str, ...] = ("*",)  # module groups clients train and send ("*" = all; e.g. "peft", "head")
     compression: Literal["none", "int8", "topk"] = "none"  # uplink update compression

@@ -27,6 +27,9 @@ identical to one that never stopped):
      all clients run ``gossip_steps`` Metropolis-Hastings gossip steps over a ring-lattice D2D graph. The
      reported global model is the average of the clients' models.
 
+The reported global model is the last round's or, with ``tail_rounds = N``, the mean of the last N rounds'
+global models (:class:`TailAverage`).
+
 Communication is counted exactly in bytes: downlink (the float32 model each participant receives), uplink
 (the compressed update, per module group too) and D2D (gossip messages).
 """
@@ -64,7 +67,7 @@ from xrdata.fed_training.model import M3T
 from xrdata.fed_training.privacy import dp_average, epsilon
 from xrdata.fed_training.profiles import DeviceProfile, profile_for, radio_energy_j
 
-__all__ = ["FedResult", "RoundLog", "run_federated"]
+__all__ = ["FedResult", "RoundLog", "TailAverage", "run_federated"]
 
 
 @dataclass
@@ -151,6 +154,35 @@ def plan_round(fed: FedConfig, names: Sequence[str], speed: Mapping[str, float],
     return RoundPlan(len(reachable), chosen, slowdown, steps, {u: int(words[index[u]]) for u in chosen})
 
 
+class TailAverage:
+    """The running mean of the global models of the last ``n`` of ``rounds`` rounds (tail averaging, as in SWA).
+
+    Under label skew each round's global model leans toward the classes its sampled clients hold, so it swings
+    from round to round; the mean of the last rounds' models cancels much of the swing (on the benchmark
+    cohort, benchmarks/README.md). The sum is float64 and saved in checkpoints, so a resumed run reports the
+    same model. ``n <= 1`` keeps nothing and reports the last round's model.
+    """
+
+    def __init__(self, rounds: int, n: int) -> None:
+        self.first = rounds - n + 1 if n > 1 else rounds + 1
+        self.sum: dict[str, np.ndarray] = {}
+        self.count = 0
+
+    def add(self, rnd: int, params: Mapping[str, np.ndarray]) -> None:
+        """Add round ``rnd``'s global ``params`` when the round is in the tail."""
+        if rnd < self.first:
+            return
+        for k, v in params.items():
+            self.sum[k] = self.sum[k] + v if k in self.sum else v.astype(np.float64)
+        self.count += 1
+
+    def model(self, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The reported model: the tail mean, or ``params`` while the tail is empty."""
+        if not self.count:
+            return dict(params)
+        return {k: (v / self.count).astype(np.float32) for k, v in self.sum.items()}
+
+
 def run_federated(
     cfg: TrainConfig,
     model: M3T,
@@ -203,6 +235,7 @@ def run_federated(
     node_params = [dict(params) for _ in names] if fed.topology == "decentralized" else None
     mixing = metropolis_weights(ring_lattice(n, fed.graph_degree)) if node_params is not None else None
     opt_states: dict[str, dict[str, Any]] = {}
+    tail = TailAverage(fed.rounds, fed.tail_rounds)
     history: list[RoundLog] = []
     comm = {u: {"up": 0, "down": 0, "d2d": 0, "rounds": 0} for u in names}
     energy = {u: 0.0 for u in names}
@@ -213,9 +246,9 @@ def run_federated(
             raise ValidationError("resume=True needs a checkpoint_dir")
         state = load_checkpoint(ckpt, cfg)
         if state is not None:
-            params, server, node_params, opt_states, history, comm, energy = (
+            params, server, node_params, opt_states, history, comm, energy, tail = (
                 state["params"], state["server"], state["node_params"], state["opt_states"], state["history"],
-                state["comm"], state["energy"])
+                state["comm"], state["energy"], state["tail"])
             start = len(history) + 1
     model_bytes = payload_bytes(params)
 
@@ -308,14 +341,15 @@ def run_federated(
             log.metrics = on_round(rnd, params)
         log.wall_s = time.perf_counter() - t0
         history.append(log)
+        tail.add(rnd, params)
         bar.set_postfix(loss=f"{log.loss:.3f}", clients=len(log.participants))
         if ckpt is not None and (rnd % max(1, fed.checkpoint_every) == 0 or rnd == fed.rounds):
-            save_checkpoint(ckpt, rnd, cfg, params, server, node_params, opt_states, history, comm, energy)
+            save_checkpoint(ckpt, rnd, cfg, params, server, node_params, opt_states, history, comm, energy, tail)
 
     eps = None
     if fed.dp_clip > 0 and fed.rounds > 0:
         eps = epsilon(fed.dp_noise, min(1.0, fed.clients_per_round / n), fed.rounds, fed.dp_delta)
-    return FedResult(params, history, comm, energy, eps, node_params)
+    return FedResult(tail.model(params), history, comm, energy, eps, node_params)
 
 
 def _cluster_consensus(members: list[ClientUpdate], steps: int, log: RoundLog,
@@ -361,14 +395,16 @@ def _cluster_consensus(members: list[ClientUpdate], steps: int, log: RoundLog,
 def save_checkpoint(folder: Path, rnd: int, cfg: TrainConfig, params: Mapping[str, np.ndarray],
                     server: ServerOptimizer, node_params: list[dict[str, np.ndarray]] | None,
                     opt_states: Mapping[str, dict[str, Any]], history: list[RoundLog],
-                    comm: Mapping[str, Any], energy: Mapping[str, float]) -> Path:
+                    comm: Mapping[str, Any], energy: Mapping[str, float], tail: TailAverage) -> Path:
     """Write ``round-NNNN.safetensors`` atomically: global params, server optimizer state, per-client models
-    (decentralized) and AdamW states (``optimizer_state="keep"``), and the logs as JSON metadata."""
+    (decentralized), AdamW states (``optimizer_state="keep"``), the tail average's sum, and the logs as JSON
+    metadata."""
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"param/{k}": np.ascontiguousarray(v) for k, v in params.items()}
     tensors.update({f"server/{k}": np.ascontiguousarray(v) for k, v in server.state_dict().items()})
+    tensors.update({f"tail/{k}": np.ascontiguousarray(v) for k, v in tail.sum.items()})
     for i, p in enumerate(node_params or []):
         tensors.update({f"node/{i}/{k}": np.ascontiguousarray(v) for k, v in p.items()})
     opt_meta: dict[str, Any] = {}
@@ -381,7 +417,8 @@ def save_checkpoint(folder: Path, rnd: int, cfg: TrainConfig, params: Mapping[st
     meta = {
         "round": str(rnd), "config": json.dumps(cfg.to_dict(), sort_keys=True),
         "history": json.dumps([asdict(h) for h in history]), "comm": json.dumps(comm),
-        "energy": json.dumps(energy), "opt": json.dumps(opt_meta), "format": "xrdata-fed-checkpoint-1",
+        "energy": json.dumps(energy), "opt": json.dumps(opt_meta), "tail_count": str(tail.count),
+        "format": "xrdata-fed-checkpoint-1",
     }
     path = folder / f"round-{rnd:04d}.safetensors"
     tmp = path.with_suffix(".tmp")
@@ -420,8 +457,11 @@ def load_checkpoint(folder: Path, cfg: TrainConfig) -> dict[str, Any] | None:
                  for pid, keys in m["keys"].items()}
         opt_states[u] = {"state": state, "param_groups": m["param_groups"]}
     history = [RoundLog(**h) for h in json.loads(meta["history"])]
+    tail = TailAverage(fed.rounds, fed.tail_rounds)
+    tail.sum = {k[5:]: v for k, v in tensors.items() if k.startswith("tail/")}
+    tail.count = int(meta.get("tail_count", "0"))
     return {
         "params": params, "server": server, "node_params": [nodes[i] for i in sorted(nodes)] if nodes else None,
         "opt_states": opt_states, "history": history, "comm": json.loads(meta["comm"]),
-        "energy": json.loads(meta["energy"]),
+        "energy": json.loads(meta["energy"]), "tail": tail,
     }

@@ -113,6 +113,7 @@ from xrdata.fed_training.data import ClientData
 from xrdata.fed_training.engine import (
     FedResult,
     RoundLog,
+    TailAverage,
     client_speeds,
     load_checkpoint,
     plan_round,
@@ -453,6 +454,7 @@ class XRDataStrategy(Strategy):
         self.server = ServerOptimizer(fed.server_opt, lr=fed.server_lr, betas=fed.server_betas, tau=fed.server_tau)
         self.profiles, self.speed = client_speeds(fed, self.names, devices)
         self.history: list[RoundLog] = []
+        self.tail = TailAverage(fed.rounds, fed.tail_rounds)
         self.comm = {u: {"up": 0, "down": 0, "d2d": 0, "rounds": 0} for u in self.names}
         self.energy = {u: 0.0 for u in self.names}
         self.on_round, self.on_updates, self.tolerate_failures = on_round, on_updates, tolerate_failures
@@ -467,6 +469,7 @@ class XRDataStrategy(Strategy):
             state = load_checkpoint(self.ckpt, cfg)
             if state is not None:
                 self.params, self.server, self.history = state["params"], state["server"], state["history"]
+                self.tail = state["tail"]
                 self.comm, self.energy = state["comm"], state["energy"]
                 self.first_round = len(self.history) + 1
         self.model_bytes = payload_bytes(self.params)
@@ -598,12 +601,13 @@ class XRDataStrategy(Strategy):
         if self.on_round is not None and fed.eval_every and (rnd % fed.eval_every == 0 or rnd == fed.rounds):
             log.metrics = self.on_round(rnd, self.params)
         log.wall_s = time.perf_counter() - self._t0
+        self.tail.add(rnd, self.params)
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(loss=f"{log.loss:.3f}", clients=len(log.participants))
         if self.ckpt is not None and (rnd % max(1, fed.checkpoint_every) == 0 or rnd == fed.rounds):
             save_checkpoint(self.ckpt, rnd, self.cfg, self.params, self.server, None, {}, self.history, self.comm,
-                            self.energy)
+                            self.energy, self.tail)
         return MetricRecord({k: float(v) for k, v in log.metrics.items()}) if log.metrics else None
 
     # -- no federated evaluation: the trainer evaluates the global model centrally (evaluate.py) ----------------
@@ -623,7 +627,7 @@ class XRDataStrategy(Strategy):
         eps = None
         if fed.dp_clip > 0 and fed.rounds > 0:
             eps = epsilon(fed.dp_noise, min(1.0, fed.clients_per_round / len(self.names)), fed.rounds, fed.dp_delta)
-        return FedResult(dict(self.params), self.history, self.comm, self.energy, eps, None)
+        return FedResult(self.tail.model(self.params), self.history, self.comm, self.energy, eps, None)
 
 
 def discover_clients(grid: Grid, min_nodes: int, timeout_s: float = 600.0) -> dict[str, int]:

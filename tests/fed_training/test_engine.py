@@ -69,8 +69,26 @@ def test_bit_reproducible_for_a_seed() -> None:
     assert not same(r1.params, other.params)
 
 
+def test_reports_the_mean_of_the_last_rounds_global_models() -> None:
+    seen: dict[int, dict[str, np.ndarray]] = {}
+
+    def on_round(rnd: int, params: dict[str, np.ndarray]) -> dict[str, float]:
+        seen[rnd] = {k: v.copy() for k, v in params.items()}
+        return {}
+
+    res = run_federated(config(rounds=4, tail_rounds=3, eval_every=1), model(config()), CLIENTS, TASKS,
+                        on_round=on_round)
+    assert not same(res.params, seen[4])
+    for k, v in res.params.items():
+        np.testing.assert_allclose(v, np.mean([seen[r][k] for r in (2, 3, 4)], axis=0, dtype=np.float64),
+                                   rtol=1e-6, atol=1e-9, err_msg=k)
+    plain = run_federated(config(rounds=4, tail_rounds=1), model(config()), CLIENTS, TASKS)
+    assert same(plain.params, seen[4])
+
+
 def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
-    cfg = config(rounds=4, optimizer_state="keep", server_opt="fedadam", server_lr=0.01)
+    # the tail average spans the interruption: its running sum must come back from the checkpoint
+    cfg = config(rounds=4, optimizer_state="keep", server_opt="fedadam", server_lr=0.01, tail_rounds=3)
     full = run_federated(cfg, model(cfg), CLIENTS, TASKS)
     short = dataclasses.replace(cfg, fed=dataclasses.replace(cfg.fed, rounds=2))
     run_federated(short, model(cfg), CLIENTS, TASKS, checkpoint_dir=tmp_path)

@@ -72,7 +72,7 @@ CLIENTS = {"u1": client("u1", 40, 1), "u2": client("u2", 24, 2, eeg=False), "u3"
 
 def config(**fed: Any) -> TrainConfig:
     base = FedConfig(rounds=3, clients_per_round=3, availability=1.0, local_steps=3, batch_size=8, eval_every=1,
-                     lr=5e-3, compression="int8", optimizer_state="keep")
+                     lr=5e-3, compression="int8", optimizer_state="keep", tail_rounds=2)
     return TrainConfig(data=DataConfig(modalities=("gaze", "eeg")),
                        model=ModelConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.1),
                        fed=dataclasses.replace(base, **fed))
@@ -204,6 +204,12 @@ def test_same_run_as_the_in_process_engine(flower_run: dict[str, Any]) -> None:
     assert [h.loss for h in res.history] == pytest.approx([h.loss for h in ref.history], rel=1e-5)
     for k, v in ref.params.items():
         np.testing.assert_allclose(res.params[k], v, rtol=0, atol=1e-6, err_msg=k)
+
+
+def test_reports_the_tail_average(flower_run: dict[str, Any]) -> None:
+    globals_, res = flower_run["globals"], flower_run["res"]
+    for k, v in res.params.items():
+        np.testing.assert_allclose(v, (globals_[2][k].astype(np.float64) + globals_[3][k]) / 2, rtol=1e-6, err_msg=k)
 
 
 def test_it_learns(flower_run: dict[str, Any]) -> None:
