@@ -26,15 +26,21 @@ Per-frame randomness comes from noise pools drawn once per session (white depth 
 hole noise, ToF mixing fractions) read at random offsets (the depth noise as the sum of two slices), so frames
 stay independent while costing almost no new random numbers.
 
-Label imprints: gaze_selection / activity through the head pose (what the camera sees); session-level
-lighting through holes and noise.
+* **Hands.** The user's hands (``ctx.palm_head_m``, from the hand generator) are spheres of
+  ``HAND_RADIUS_M`` in front of the camera, drawn into each frame's gathered values before the noise, so they
+  get the sensor's noise, holes (more at their grazing silhouettes) and valid range: a hand nearer than
+  ``z_min_m`` is a hole, as on real sensors. Their projector shadows and flying pixels are not modelled.
+
+Label imprints: gaze_selection / activity through the head pose (what the camera sees); gestures and reaches
+through the hands; session-level lighting through holes and noise.
 
 Sensor params read: ``kind`` ("structured_light" | "tof", default structured_light), ``width``/``height``
 (px, default 256 x 192), ``z_min_m``/``z_max_m`` (default 0.5 and 3.5 m structured light, 3.86 m ToF),
 ``hfov_deg`` (horizontal field of view, default 58 structured light, 75 ToF), ``tilt_deg`` (camera mount pitch
 relative to the head, default -15; 0 for the plane scene), ``baseline_m`` (projector offset, default 0.075),
 ``tof_noise_mm`` (ToF range noise at unit amplitude, default 1.2 mm), ``noise_scale`` (default 1),
-``scene`` ("room" | "plane", default room), ``plane_m`` (plane distance, default 1.5 m), ``clean`` (1 ->
+``scene`` ("room" | "plane", default room), ``plane_m`` (plane distance, default 1.5 m), ``hands`` (1 -> draw
+the hands; default 1 in rooms, 0 for the plane scene), ``clean`` (1 ->
 noise-, hole- and flying-pixel-free frames, for ground truth), ``batch_frames`` (frames per vectorised step,
 default 4).
 """
@@ -199,6 +205,49 @@ def _rotate(dc: np.ndarray, pitch: float) -> tuple[np.ndarray, np.ndarray]:
     return np.arcsin(np.clip(y, -1, 1)), np.arctan2(dc[:, 0], -zz)
 
 
+#: Radius (m) of the sphere that stands for a hand (palm and curled fingers) in the depth frames.
+HAND_RADIUS_M = 0.05
+
+
+def _palms_in_view(ctx: Context, t_ns: np.ndarray, tilt_deg: float, K: dict[str, float], W: int,
+                   H: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Palm centres in the camera frame at the frame times, (frames, 2, 3) m (x right, y up, -z forward), and
+    (frames, 2) whether each hand's sphere falls in the image; None without hand data."""
+    ht = np.asarray(ctx.hand_time_ns, dtype=np.float64)
+    if len(ht) < 2 or not len(t_ns):
+        return None
+    ph = np.asarray(ctx.palm_head_m, dtype=np.float64)
+    v = np.stack([np.stack([np.interp(t_ns, ht, ph[:, h, k]) for k in range(3)], axis=-1) for h in (0, 1)], axis=1)
+    c, s = np.cos(np.radians(tilt_deg)), np.sin(np.radians(tilt_deg))  # head frame -> camera pitched by tilt
+    cam = np.stack([v[..., 0], v[..., 1] * c + v[..., 2] * s, -v[..., 1] * s + v[..., 2] * c], axis=-1)
+    depth = np.maximum(-cam[..., 2], 1e-3)
+    rp = K["fx"] * HAND_RADIUS_M / depth + 2
+    u = K["cx"] + K["fx"] * cam[..., 0] / depth
+    vv = K["cy"] - K["fy"] * cam[..., 1] / depth
+    seen = (cam[..., 2] < -HAND_RADIUS_M) & (u + rp >= 0) & (u - rp < W) & (vv + rp >= 0) & (vv - rp < H)
+    return cam, seen
+
+
+def _sphere_hits(cam: np.ndarray, K: dict[str, float], W: int, H: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels whose rays hit hand spheres centred at ``cam`` (k, 3) (camera frame, m; one per frame), from the
+    pinhole rays over a common bounding box: (frame index into cam, flat pixel index, range m, cosine of the
+    incidence angle), ordered by frame."""
+    x, y, z = (c[:, None, None] for c in cam.T)
+    depth = -z
+    rp = K["fx"] * HAND_RADIUS_M / depth + 2
+    S = int(2 * np.ceil(rp.max())) + 2
+    cols = np.floor(K["cx"] + K["fx"] * x / depth - S / 2).astype(np.int64) + np.arange(S)[None, None, :]
+    rows = np.floor(K["cy"] - K["fy"] * y / depth - S / 2).astype(np.int64) + np.arange(S)[None, :, None]
+    a_u, a_v = (cols - K["cx"]) / K["fx"], -(rows - K["cy"]) / K["fy"]
+    b = (a_u * x + a_v * y - z) / np.sqrt(a_u * a_u + a_v * a_v + 1.0)  # ray . centre
+    disc = b * b - (x * x + y * y + z * z - HAND_RADIUS_M**2)
+    hit = (disc > 0) & (b > 0) & (cols >= 0) & (cols < W) & (rows >= 0) & (rows < H)
+    k, r_i, c_i = np.nonzero(hit)
+    sq = np.sqrt(disc[hit])
+    return k, rows[k, r_i, 0] * W + cols[k, 0, c_i], b[hit] - sq, sq / HAND_RADIUS_M
+
+
 def _flag(value: float | str | None) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "on", "true", "yes")
@@ -224,6 +273,7 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     tilt = float(p.get("tilt_deg", 0.0 if scene == "plane" else -15.0))
     baseline = float(p.get("baseline_m", dflt["baseline_m"]))
     noise_scale = float(p.get("noise_scale", 1.0))
+    s0 = float(p.get("tof_noise_mm", 1.2)) * 1e-3  # ToF range noise at unit amplitude (m)
     clean = _flag(p.get("clean", 0))
     fs = float(sensor.rate_hz)
     K = intrinsics(W, H, hfov)
@@ -288,13 +338,12 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     p_hole = 1 - (1 - p_hole) * (1 - 0.9 * np.clip((0.3 - cos_inc) / 0.2, 0, 1))  # grazing incidence
     edge = _edges(r, 0.05)  # depth discontinuities > 5 cm between panorama neighbours
     cols = [r, None]
+    ambient = 2e-5 * lux  # ToF: the ambient light's term in the shot noise
     if tof:
         amp_ret = alb / np.maximum(r, 0.05) ** 2  # returned amplitude ~ albedo / r^2
-        ambient = 2e-5 * lux
         a_min = 0.02
         p_hole = 1 - (1 - p_hole) * (1 - np.clip((2 * a_min - amp_ret) / a_min, 0, 1))
         p_hole = np.where(edge, 1 - (1 - p_hole) * 0.6, p_hole)  # the mixed-pixel filter drops some edges
-        s0 = float(p.get("tof_noise_mm", 1.2)) * 1e-3
         sig_r = s0 * np.sqrt(amp_ret + ambient) / amp_ret * noise_scale
         r = r + 0.002 * np.sin(2 * np.pi * r / 0.75)  # wiggling: systematic error periodic in range
         cols = [r, None, sig_r, _flying_partners(r, 0.13)]
@@ -335,6 +384,35 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
             tables[b] = row * n_az + np.round(az / step).astype(np.int64) + col0
         return tables[b]
 
+    # --- the user's hands: spheres in front of the camera (drawn into the gathered panorama values per frame,
+    # so the sensor's noise, holes and valid range apply to them as to the room)
+    hands = _palms_in_view(ctx, t_ns, tilt, K, W, H) if _flag(p.get("hands", scene != "plane")) else None
+    p0 = (0.004 + 0.12 * amb) if not tof else (0.003 + 0.08 * amb)
+    # hole threshold by incidence cosine (in 1/64 steps): more holes at the grazing silhouette
+    cos_lut = np.arange(65) / 64
+    thr_lut = ndtri((1 - p0) * (1 - 0.9 * np.clip((0.3 - cos_lut) / 0.2, 0, 1))).astype(np.float32)
+
+    chunk: dict[str, Any] = {"stop": 0}  # the hands' pixels of the frames [start, stop), computed 64 frames at a time
+
+    def draw_hands(a: int, b: int, P: np.ndarray) -> None:
+        """Draw the hands of frames [a, b) into their gathered values ``P`` ((b - a) * H * W, C)."""
+        assert hands is not None
+        if b > chunk["stop"]:
+            chunk.update(start=a, stop=min(n_frames, a + max(64, b - a)), hands=[])
+            for h in (0, 1):
+                fr = a + np.flatnonzero(hands[1][a : chunk["stop"], h])
+                k, pix, rng_m, cos_i = _sphere_hits(hands[0][fr, h], K, W, H) if len(fr) else (np.zeros(0, int),) * 4
+                vals = [rng_m, thr_lut[np.minimum(cos_i * 64, 64).astype(np.intp)]]
+                if tof:
+                    amp = 0.5 / np.maximum(rng_m, 0.05) ** 2  # skin albedo ~0.5 in the near infrared
+                    vals += [s0 * np.sqrt(amp + ambient) / amp * noise_scale, np.zeros_like(rng_m)]
+                chunk["hands"].append((fr[k], pix, np.stack(vals, axis=1).astype(np.float32)))
+        for fr, pix, vals in chunk["hands"]:  # left then right: the nearer surface wins
+            lo, hi = np.searchsorted(fr, [a, b])
+            idx = (fr[lo:hi] - a) * HW + pix[lo:hi]
+            closer = vals[lo:hi, 0] < P[idx, 0]
+            P[idx[closer]] = vals[lo:hi][closer]
+
     HW = H * W
     batch = int(p.get("batch_frames", 4))  # frames per vectorised step (small: temporaries stay in cache)
     cfac_mm = cfac * np.float32(1000.0)
@@ -363,6 +441,8 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
         P = p_b[: m * HW]
         for j in range(m):  # mode="clip" avoids take's buffering; the indices are in range by construction
             packed[shift[a + j] :].take(table(int(pbin[a + j])), axis=0, out=P[j * HW : (j + 1) * HW], mode="clip")
+        if hands is not None:
+            draw_hands(a, b, P)
         rr = P[:, 0].reshape(m, HW)
         if clean:
             np.multiply(rr, cfac_mm, out=z)

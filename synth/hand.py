@@ -38,8 +38,9 @@ Sensor parameters read (``SensorSpec.params``): ``fingertip_error_m`` (mean fing
 Label imprints in hands: gesture class (trajectory direction, hand shape, oscillation for wave, both hands
 for clap), gaze_selection target (reach direction), activity (arm swing at the stride frequency when walking,
 hand height / posture, hands out of view), affect/arousal (faster idle movements). Events: ``gesture``
-(value = class) and ``reach`` (value = hand). Fills ``ctx.hand_overlap`` and ``ctx.hands_out_of_view``
-(intervals where at least one hand is outside the tracking field of view).
+(value = class) and ``reach`` (value = hand). Fills ``ctx.hand_overlap``, ``ctx.hands_out_of_view``
+(intervals where at least one hand is outside the tracking field of view) and ``ctx.palm_head_m`` (the true
+palms in the head frame, which the depth camera sees).
 """
 
 from __future__ import annotations
@@ -750,8 +751,8 @@ def _add_swing_tremor(ctrl: np.ndarray, bp: BodyPath, phase_shift: float, tremor
 
 
 def generate_hand(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator, ctx: Context) -> ModalityOutput:
-    """The ``"hand"`` stream (N, 2, 26, 9), gesture/reach events, ``ctx.hand_overlap`` and
-    ``ctx.hands_out_of_view``; see the module docstring."""
+    """The ``"hand"`` stream (N, 2, 26, 9), gesture/reach events, ``ctx.hand_overlap``,
+    ``ctx.hands_out_of_view`` and ``ctx.palm_head_m``; see the module docstring."""
     rate = float(sensor.rate_hz)
     params = sensor.params
     err_m = float(params.get("fingertip_error_m", 0.01))
@@ -810,8 +811,10 @@ def generate_hand(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
     in_view = np.empty((n, 2), dtype=bool)
     edge = np.empty((n, 2), dtype=bool)
     dirs = np.empty((n, 2, 3))
+    palm_head = np.empty((n, 2, 3), dtype=np.float32)
     for h in range(2):
         v = quat_rotate(quat_conj(head_q), palms[:, h] - head_pos)
+        palm_head[:, h] = v
         dist = np.linalg.norm(v, axis=1)
         dirs[:, h] = v / dist[:, None]
         az = np.degrees(np.arctan2(-v[:, 0], -v[:, 2]))
@@ -839,6 +842,7 @@ def generate_hand(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
 
     ctx.hand_overlap = intervals_from_mask(t_ns, overlap)
     ctx.hands_out_of_view = intervals_from_mask(t_ns, ~in_view.all(axis=1))
+    ctx.hand_time_ns, ctx.palm_head_m = t_ns, palm_head
     stream = Stream("hand", "hand", t_ns, out, HAND_CHANNELS, HAND_UNITS, rate_hz=rate,
                     meta={"reference_space": "stage", "source": "xrdata.synth", "joints": JOINTS,
                           "wrist_orientation": "distal forearm"})

@@ -141,6 +141,9 @@ class Context:
     hands_out_of_view: np.ndarray = field(default_factory=_intervals)
     head_time_ns: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     head_yaw_pitch_deg: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+    hand_time_ns: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    palm_head_m: np.ndarray = field(default_factory=lambda: np.empty((0, 2, 3)))  # true palm centres in the head
+    # frame (x right, y up, -z forward; m), (N, 2, 3) at hand_time_ns, left then right hand
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 
 from xrdata.model import Recording
 from xrdata.synth import stats
-from xrdata.synth.depth import generate_depth
+from xrdata.synth.depth import HAND_RADIUS_M, generate_depth
 from xrdata.synth.types import EXAMPLE_DEVICE, Context, ModalityOutput, SensorSpec, SessionPlan, example_plan
 from xrdata.validation import check_writable
 
@@ -153,3 +153,35 @@ def test_wide_head_motion_is_rendered() -> None:
     frames, _ = _frames(4.0, ctx=Context(head_time_ns=t, head_yaw_pitch_deg=yp), kind="tof")
     per_frame = (frames == 0).mean(axis=(1, 2))
     assert np.all(per_frame < 0.3) and 0.005 < per_frame.mean() < 0.15
+
+
+def _hand_ctx(palm: tuple[float, float, float]) -> Context:
+    """Both palms at ``palm`` (head frame, m) for 2 s, the right hand far out of view."""
+    t = np.array([0, 2_000_000_000])
+    ph = np.array([[palm, (0.4, -0.5, 0.2)]] * 2)
+    return Context(hand_time_ns=t, palm_head_m=ph)
+
+
+@pytest.mark.parametrize("kind", ["structured_light", "tof"])
+def test_hands_are_spheres_in_front_of_the_camera(kind: str) -> None:
+    """A palm 0.8 m straight ahead of the camera shows as a disc of depth 0.8 - r at the image centre with the
+    projected radius; one 0.3 m ahead (nearer than z_min) is a hole; the plane scene has no hands."""
+    empty = _clean(0.1, kind=kind).astype(np.float64)
+    tilt = np.radians(-15.0)  # the default mount pitch: camera forward is (0, sin t, -cos t) in the head frame
+    for dist in (0.8, 0.3):
+        palm = (0.0, dist * np.sin(tilt), -dist * np.cos(tilt))
+        f, out = _frames(0.1, ctx=_hand_ctx(palm), clean=1, kind=kind)
+        img = f[0].astype(np.float64)
+        fx = out.truth["intrinsics"]["fx"]
+        changed = img != empty
+        centre = img[95:97, 127:129]
+        if dist == 0.8:
+            assert np.all(np.abs(centre - (dist - HAND_RADIUS_M) * 1000) < 3), centre
+            radius_px = np.sqrt(changed.sum() / np.pi)
+            assert abs(radius_px - fx * HAND_RADIUS_M / np.sqrt(dist**2 - HAND_RADIUS_M**2)) < 1.5
+        else:
+            assert np.all(centre == 0) and changed.sum() > 1000
+    noisy, _ = _frames(0.3, ctx=_hand_ctx((0.0, -0.2, -0.8)), kind=kind)
+    assert (noisy[:, 96, 128] > 0).mean() > 0.6  # the hand gets noise and holes, not only the clean disc
+    plane = {"clean": 1, "kind": kind, "scene": "plane", "plane_m": 1.5}
+    assert np.array_equal(_frames(0.1, ctx=_hand_ctx((0.0, 0.0, -0.8)), **plane)[0], _frames(0.1, **plane)[0])

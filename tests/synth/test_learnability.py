@@ -55,7 +55,8 @@ GAPS = {
                                 "too weak in 2 s windows of 3-5 s segments; head sway barely changes",
     ("gaze_selection", "gaze"): "the head turns only part of the way toward the target and the reach direction is "
                                 "in stage coordinates: head, hand and depth windows do not separate 9 directions",
-    ("gesture", "hand"): "gaze and head follow only the swipe direction, and the depth frames hold no hands",
+    ("gesture", "hand"): "gaze and head follow only the swipe direction, and in the depth frames the hands are "
+                         "small near-range holes at the bottom edge of the view",
     ("speech_command", "audio"): "the EEG's EMG bursts at the command's syllables do not separate 12 commands "
                                  "with band-power window features",
 }
