@@ -10,34 +10,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from fedtoy import CLIENTS, TASKS, model, same  # noqa: E402  (tests/fedtoy.py)
+
 from xrdata.errors import ValidationError  # noqa: E402
 from xrdata.fed_training.aggregate import payload_bytes  # noqa: E402
-from xrdata.fed_training.config import DataConfig, FedConfig, ModalitySpec, ModelConfig, TaskSpec, TrainConfig, group_of  # noqa: E402
-from xrdata.fed_training.data import ClientData  # noqa: E402
+from xrdata.fed_training.config import DataConfig, FedConfig, ModelConfig, TrainConfig, group_of  # noqa: E402
 from xrdata.fed_training.engine import run_federated  # noqa: E402
 from xrdata.fed_training.local import get_params, group_weights, label_log_prior, local_train  # noqa: E402
-from xrdata.fed_training.model import M3T  # noqa: E402
-
-MODS = [ModalitySpec("gaze", "series", 8, (3,), 4), ModalitySpec("eeg", "series", 8, (2,), 4)]
-TASKS = [TaskSpec("gesture", ("a", "b")), TaskSpec("qoe")]
-
-
-def client(user: str, n: int, seed: int, eeg: bool = True) -> ClientData:
-    """Windows whose gaze (and EEG) mean encodes the gesture class, with some unlabelled windows."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    gaze = rng.normal(0, 1, (n, 8, 3)).astype(np.float32) + y[:, None, None] * 1.5
-    eeg_x = rng.normal(0, 1, (n, 8, 2)).astype(np.float32) - y[:, None, None]
-    present_eeg = np.full((n, 8), eeg)
-    if not eeg:
-        eeg_x[:] = 0
-    labels = np.where(rng.random(n) < 0.8, y, -1).astype(np.int64)
-    qoe = np.where(rng.random(n) < 0.5, 3.0 + y, np.nan).astype(np.float32)
-    return ClientData(
-        user, {"gaze": gaze, "eeg": eeg_x}, {"gaze": np.ones((n, 8), bool), "eeg": present_eeg},
-        {"gesture": labels, "qoe": qoe}, np.array(["s001"] * n), np.arange(n, dtype=np.int64) * 2_000_000_000,
-        np.array(["train"] * n),
-    )
 
 
 def config(**fed: object) -> TrainConfig:
@@ -45,18 +24,6 @@ def config(**fed: object) -> TrainConfig:
     return TrainConfig(data=DataConfig(modalities=("gaze", "eeg")),
                        model=ModelConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.1),
                        fed=dataclasses.replace(base, **fed))
-
-
-def model(cfg: TrainConfig) -> M3T:
-    torch.manual_seed(cfg.fed.seed)
-    return M3T(cfg.model, MODS, TASKS)
-
-
-CLIENTS = {"u1": client("u1", 40, 1), "u2": client("u2", 24, 2, eeg=False), "u3": client("u3", 32, 3)}
-
-
-def same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_bit_reproducible_for_a_seed() -> None:
