@@ -392,13 +392,13 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     cos_lut = np.arange(65) / 64
     thr_lut = ndtri((1 - p0) * (1 - 0.9 * np.clip((0.3 - cos_lut) / 0.2, 0, 1))).astype(np.float32)
 
-    chunk: dict[str, Any] = {"stop": 0}  # the hands' pixels of the frames [start, stop), computed 64 frames at a time
+    chunk: dict[str, Any] = {"stop": 0}  # the hands' pixels of the frames up to "stop", computed 64 frames at a time
 
     def draw_hands(a: int, b: int, P: np.ndarray) -> None:
         """Draw the hands of frames [a, b) into their gathered values ``P`` ((b - a) * H * W, C)."""
         assert hands is not None
         if b > chunk["stop"]:
-            chunk.update(start=a, stop=min(n_frames, a + max(64, b - a)), hands=[])
+            chunk.update(stop=min(n_frames, a + max(64, b - a)), hands=[])
             for h in (0, 1):
                 fr = a + np.flatnonzero(hands[1][a : chunk["stop"], h])
                 k, pix, rng_m, cos_i = _sphere_hits(hands[0][fr, h], K, W, H) if len(fr) else (np.zeros(0, int),) * 4
