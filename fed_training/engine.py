@@ -28,7 +28,9 @@ identical to one that never stopped):
      reported global model is the average of the clients' models.
 
 The reported global model is the last round's or, with ``tail_rounds = N``, the mean of the last N rounds'
-global models (:class:`TailAverage`).
+global models (:class:`TailAverage`). With ``calibrate_heads`` every client then uploads the class statistics
+of its features under that model and the server retrains the heads on them (one extra round,
+:mod:`~xrdata.fed_training.calibrate`).
 
 Communication is counted exactly in bytes: downlink (the float32 model each participant receives), uplink
 (the compressed update, per module group too) and D2D (gossip messages).
@@ -60,6 +62,7 @@ from xrdata.fed_training.aggregate import (
     payload_bytes,
     ring_lattice,
 )
+from xrdata.fed_training.calibrate import apply_calibration, check_calibration, class_stats
 from xrdata.fed_training.config import FedConfig, TaskSpec, TrainConfig, group_of
 from xrdata.fed_training.data import ClientData
 from xrdata.fed_training.local import LocalResult, get_params, local_train
@@ -101,6 +104,7 @@ class FedResult:
     energy_j: dict[str, float]  # client -> simulated energy (compute + radio) over the run (J)
     epsilon: float | None  # client-level DP epsilon at cfg.fed.dp_delta (None without DP)
     node_params: list[dict[str, np.ndarray]] | None = None  # decentralized: every client's own model
+    calibration: dict[str, Any] | None = None  # the head-calibration round (calibrate.py), when it ran
 
     def summary(self) -> dict[str, Any]:
         up = sum(r.bytes_up for r in self.history)
@@ -111,7 +115,7 @@ class FedResult:
             "bytes_per_round": (up + down + d2d) / max(1, len(self.history)),
             "dropped_stragglers": sum(len(r.dropped) for r in self.history),
             "sim_time_s": sum(r.sim_time_s for r in self.history), "wall_s": sum(r.wall_s for r in self.history),
-            "epsilon": self.epsilon,
+            "epsilon": self.epsilon, "calibration": self.calibration,
         }
 
 
@@ -221,6 +225,7 @@ def run_federated(
         raise ValidationError("client-level DP (dp_clip > 0) needs topology='centralized'")
     if fed.rounds < 0 or fed.clients_per_round < 1 or not 0 < fed.availability <= 1:
         raise ValidationError("FedConfig: rounds >= 0, clients_per_round >= 1 and 0 < availability <= 1 are needed")
+    check_calibration(fed)
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -349,7 +354,11 @@ def run_federated(
     eps = None
     if fed.dp_clip > 0 and fed.rounds > 0:
         eps = epsilon(fed.dp_noise, min(1.0, fed.clients_per_round / n), fed.rounds, fed.dp_delta)
-    return FedResult(tail.model(params), history, comm, energy, eps, node_params)
+    final, calibration = tail.model(params), None
+    if fed.calibrate_heads:
+        uploads = {u: class_stats(model, final, clients[u], tasks, device=cfg.device) for u in names}
+        final, calibration = apply_calibration(fed, model, final, uploads, tasks, comm, model_bytes, cfg.device)
+    return FedResult(final, history, comm, energy, eps, node_params, calibration)
 
 
 def _cluster_consensus(members: list[ClientUpdate], steps: int, log: RoundLog,

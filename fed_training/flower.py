@@ -11,7 +11,8 @@ trains the same clients for the same steps with the same seeds as :func:`~xrdata
 Pieces:
 
 - :func:`make_client_app` -> ``flwr.clientapp.ClientApp`` with two handlers.
-  ``query``: which client (user) this node is and how many training windows it holds.
+  ``query``: which client (user) this node is and how many training windows it holds; in the calibration
+  round (``FedConfig.calibrate_heads``) also the class statistics of its features under the sent model.
   ``train``: loads the global ``ArrayRecord``, builds (once per process) the model described by the setup the
   server sends, runs the client function on this node's :class:`~xrdata.fed_training.data.ClientData`,
   compresses the delta per ``FedConfig.compression`` and replies with the compressed delta on the wire
@@ -22,7 +23,8 @@ Pieces:
   each sampled client its steps and seed; ``aggregate_train`` decodes the replies into
   :class:`~xrdata.fed_training.aggregate.ClientUpdate` (sorted by client, the engine's order) and aggregates
   them. It keeps the engine's :class:`~xrdata.fed_training.engine.RoundLog` history, byte and energy accounting,
-  deadline drops, client-level DP and safetensors checkpoints. Topologies other than ``centralized`` (D2D
+  deadline drops, client-level DP, tail averaging, safetensors checkpoints and, after the last round, the
+  head-calibration round (:meth:`XRDataStrategy.calibrate`). Topologies other than ``centralized`` (D2D
   gossip) have no server to run a strategy on and stay with the in-process engine.
 - :func:`run_flower`: Flower's Simulation Runtime (``flwr.simulation.run_simulation``, Ray backend: needs
   ``pip install "flwr[simulation]"``) in this process, one virtual SuperNode per client, Ray limited to this
@@ -32,12 +34,14 @@ Pieces:
 Messages (record keys; ``"config"`` and ``"arrays"`` as in Flower's own strategies):
 
 ====================  ===========================================================================================
-server -> client       ``query``: ``{}``. ``train``: ``"arrays"`` (global parameters, float32) and ``"config"``
-                       (``setup``: JSON of the model, modalities, tasks and DataConfig; ``steps``, ``seed``,
-                       ``batch-size``, ``lr``, ``weight-decay``, ``train-groups``, ``prox-mu``, ``time-s``,
-                       ``keep-opt-state``, ``logit-adjust``, ``compression``, ``topk-frac``, ``device``,
-                       ``server-round``)
-client -> server       ``query``: ``"client"`` ConfigRecord ``{user, windows}``. ``train``: ``"delta"``
+server -> client       ``query``: ``{}``; calibration: ``"arrays"`` (the reported model) and ``"config"``
+                       (``setup``, ``calibrate``, ``device``). ``train``: ``"arrays"`` (global parameters,
+                       float32) and ``"config"`` (``setup``: JSON of the model, modalities, tasks and
+                       DataConfig; ``steps``, ``seed``, ``batch-size``, ``lr``, ``weight-decay``,
+                       ``train-groups``, ``prox-mu``, ``time-s``, ``keep-opt-state``, ``logit-adjust``,
+                       ``compression``, ``topk-frac``, ``device``, ``server-round``)
+client -> server       ``query``: ``"client"`` ConfigRecord ``{user, windows}``; calibration: also ``"stats"``
+                       ArrayRecord (``<task>/<class>/n``, ``/sum``, ``/outer``: float64). ``train``: ``"delta"``
                        ArrayRecord (float32 delta / int8 codes / top-k values), ``"delta-scale"`` (int8: float32
                        scale per tensor) or ``"delta-index"`` (top-k: int32 flat indices), ``"weights"``
                        MetricRecord (group -> weight), ``"metrics"`` (steps, windows, loss, time-s, bytes-up,
@@ -101,6 +105,7 @@ from xrdata.fed_training.aggregate import (
     modulewise_average,
     payload_bytes,
 )
+from xrdata.fed_training.calibrate import check_calibration, class_stats
 from xrdata.fed_training.config import (
     DataConfig,
     ModalitySpec,
@@ -359,10 +364,22 @@ class _Client:
         self.local_fn = local_fn
 
     def query(self, msg: Message, context: Context) -> Message:
+        """Who the node is (and how many windows it has); with ``calibrate`` in the config, also the class
+        statistics of its features under the sent model (:func:`~xrdata.fed_training.calibrate.class_stats`)."""
         user = self.source.user(context)
-        setup = msg.content.config_records["config"].get("setup") if "config" in msg.content else None
-        n = len(self.source.data(context, user, setup if isinstance(setup, str) else None))
-        return Message(RecordDict({"client": ConfigRecord({"user": user, "windows": n})}), reply_to=msg)
+        conf = msg.content.config_records["config"] if "config" in msg.content else ConfigRecord()
+        setup = conf.get("setup")
+        data = self.source.data(context, user, setup if isinstance(setup, str) else None)
+        content = RecordDict({"client": ConfigRecord({"user": user, "windows": len(data)})})
+        if conf.get("calibrate") and isinstance(setup, str):
+            model = _cached(("model", setup), lambda: _build_model(setup))
+            tasks = list(_cached(("setup", setup), lambda: Setup.from_json(setup)).tasks)
+            stats = class_stats(model, record_to_params(msg.content.array_records["arrays"]), data, tasks,
+                                device=str(conf.get("device", "cpu")))
+            content["stats"] = ArrayRecord({f"{t}/{c}/{part}": Array(np.asarray(v)) for t, classes in stats.items()
+                                            for c, (n, s1, s2) in classes.items()
+                                            for part, v in (("n", [n]), ("sum", s1), ("outer", s2))})
+        return Message(content, reply_to=msg)
 
     def train(self, msg: Message, context: Context) -> Message:
         conf = msg.content.config_records["config"]
@@ -440,6 +457,7 @@ class XRDataStrategy(Strategy):
                  on_updates: Callable[[int, list[ClientUpdate]], None] | None = None,
                  progress: bool = False, tolerate_failures: bool = False) -> None:
         fed = cfg.fed
+        check_calibration(fed)
         if fed.topology != "centralized":
             raise ValidationError(f"the Flower engine runs topology='centralized' only (got {fed.topology!r}); "
                                   "semi/decentralized D2D topologies run in the in-process engine")
@@ -473,6 +491,8 @@ class XRDataStrategy(Strategy):
                 self.comm, self.energy = state["comm"], state["energy"]
                 self.first_round = len(self.history) + 1
         self.model_bytes = payload_bytes(self.params)
+        self.calibrated: Params | None = None
+        self.calibration: dict[str, Any] | None = None
         self._plan: dict[str, Any] = {}
         self._t0 = 0.0
         self._bar: Any = None
@@ -619,6 +639,36 @@ class XRDataStrategy(Strategy):
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         return None
 
+    def calibrate(self, grid: Grid, timeout_s: float = 600.0) -> None:
+        """The head-calibration round (``fed.calibrate_heads``): every client node returns the class statistics
+        of its features under the reported model; the server calibrates the heads as the engine does."""
+        from xrdata.fed_training.calibrate import ClassStats, apply_calibration
+
+        params = self.tail.model(self.params)
+        conf = ConfigRecord({"setup": self.setup_json, "calibrate": True, "device": self.cfg.device})
+        messages = [Message(RecordDict({"arrays": params_to_record(params), "config": ConfigRecord(dict(conf))}),
+                            dst_node_id=self.node_of[u], message_type=MessageType.QUERY) for u in self.names]
+        uploads: dict[str, ClassStats] = {}
+        for msg in grid.send_and_receive(messages, timeout=timeout_s):
+            user = str(msg.content.config_records["client"]["user"]) if not msg.has_error() else None
+            if user is None or "stats" not in msg.content:
+                reason = msg.error.reason if msg.has_error() else "no statistics in the reply"
+                if not self.tolerate_failures:
+                    raise FlowerClientError(f"node {msg.metadata.src_node_id} failed the calibration round: {reason}")
+                continue
+            stats: ClassStats = {}
+            for key, arr in msg.content.array_records["stats"].items():
+                task, c, part = key.rsplit("/", 2)
+                n, s1, s2 = stats.setdefault(task, {}).get(int(c), (0.0, 0.0, 0.0))
+                v = arr.numpy()
+                stats[task][int(c)] = (float(v[0]), s1, s2) if part == "n" else (
+                    (n, v, s2) if part == "sum" else (n, s1, v))
+            uploads[user] = stats
+        model = _cached(("model", self.setup_json), lambda: _build_model(self.setup_json))
+        self.calibrated, self.calibration = apply_calibration(
+            self.cfg.fed, model, params, uploads, list(Setup.from_json(self.setup_json).tasks), self.comm,
+            self.model_bytes, self.cfg.device)
+
     def result(self) -> FedResult:
         """The run as the engine reports it."""
         fed = self.cfg.fed
@@ -627,7 +677,8 @@ class XRDataStrategy(Strategy):
         eps = None
         if fed.dp_clip > 0 and fed.rounds > 0:
             eps = epsilon(fed.dp_noise, min(1.0, fed.clients_per_round / len(self.names)), fed.rounds, fed.dp_delta)
-        return FedResult(self.tail.model(self.params), self.history, self.comm, self.energy, eps, None)
+        params = self.calibrated if self.calibrated is not None else self.tail.model(self.params)
+        return FedResult(params, self.history, self.comm, self.energy, eps, None, self.calibration)
 
 
 def discover_clients(grid: Grid, min_nodes: int, timeout_s: float = 600.0) -> dict[str, int]:
@@ -775,6 +826,8 @@ def run_flower(
         if strategy.rounds_left:
             strategy.start(grid, params_to_record(strategy.params), num_rounds=strategy.rounds_left,
                            evaluate_fn=strategy.evaluate)
+        if cfg.fed.calibrate_heads:
+            strategy.calibrate(grid)
 
     with _flower_logging(verbose), warnings.catch_warnings():
         # Ray's driver leaves the Popen objects and /dev/null handles of the processes it started to the
@@ -830,6 +883,8 @@ def _deployed_server(grid: Grid, context: Context) -> None:
                               checkpoint_dir=out / "checkpoints" / "federated", tolerate_failures=True)
     strategy.start(grid, params_to_record(strategy.params), num_rounds=strategy.rounds_left,
                    evaluate_fn=strategy.evaluate)
+    if cfg.fed.calibrate_heads:
+        strategy.calibrate(grid)
     res = strategy.result()
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v) for k, v in res.params.items()}, str(out / "federated.safetensors"),

@@ -346,6 +346,21 @@ class M3T(nn.Module):
     def forward(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> ModelOutput:
         """``x[m]`` ``(B, steps, *shape)`` (float32/float16; audio ``(B, steps)``) and ``present[m]`` ``(B, steps)``
         bool per modality; a modality missing from ``x`` counts as all missing."""
+        pooled, balance, counts = self._trunk(x, present)
+        outputs = {name: head(pooled) for name, head in self.heads.items()}
+        if balance:
+            aux = self.cfg.moe_loss_weight * torch.stack(balance).mean()
+            expert_counts: Tensor | None = torch.stack(counts, dim=1)  # (B, n_layers, n_experts)
+        else:
+            aux, expert_counts = pooled.new_zeros(()), None
+        return ModelOutput(outputs, aux, expert_counts)
+
+    def features(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> Tensor:
+        """``(B, 2 d_model)``: the pooled features every head reads (same inputs as :meth:`forward`)."""
+        return self._trunk(x, present)[0]
+
+    def _trunk(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor]
+               ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         B = self._batch_size(x, present)
         C = self.cfg.d_model
         tokens = [enc(x.get(m), present.get(m), B) for m, enc in self.encoders.items()]
@@ -363,13 +378,7 @@ class M3T(nn.Module):
         h = self.ln_f(h)
         modality_tokens = h[:, 1 + self.cfg.prompt_tokens:]  # (B, T_mod, C)
         pooled = torch.cat([h[:, 0], modality_tokens.mean(1)], dim=-1)  # (B, 2C): CLS and mean of modality tokens
-        outputs = {name: head(pooled) for name, head in self.heads.items()}
-        if balance:
-            aux = self.cfg.moe_loss_weight * torch.stack(balance).mean()
-            expert_counts: Tensor | None = torch.stack(counts, dim=1)  # (B, n_layers, n_experts)
-        else:
-            aux, expert_counts = h.new_zeros(()), None
-        return ModelOutput(outputs, aux, expert_counts)
+        return pooled, balance, counts
 
     def _batch_size(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> int:
         sizes = set()

@@ -89,6 +89,10 @@ def format_tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list
         ["privacy leakage", f"membership-inference AUC {_f(priv.get('membership_inference_auc'))}; "
                             f"DP epsilon {_f(priv.get('dp_epsilon'), 2)}"],
     ]
+    cal = comm.get("calibration")
+    if cal:
+        rows.append(["head calibration round", f"{cal['clients']} clients, {_bytes(cal['bytes_up'] / cal['clients'])}"
+                                               " of class statistics up per client"])
     act = xr.get("submodule_activation", {})
     if act.get("experts"):
         rows.append(["submodule activation", "; ".join(f"{t}: {v['active']} experts"

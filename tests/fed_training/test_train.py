@@ -22,6 +22,7 @@ from xrdata.synth import generate
 TINY = ["--set", "model.d_model=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2",
         "--set", "fed.rounds=2", "--set", "fed.clients_per_round=2", "--set", "fed.local_steps=2",
         "--set", "fed.personalize_steps=2", "--set", "fed.eval_every=1", "--set", "fed.batch_size=16",
+        "--set", "fed.calibrate_heads=true", "--set", "fed.calibration_steps=5",
         "--set", 'baselines=["centralized", "local", "zero_fill"]']
 
 
@@ -75,6 +76,8 @@ def test_train_writes_models_results_and_report(run: Path) -> None:
     assert page.tags.count("svg") >= 3 and "table" in page.tags
     assert "XR metrics" in " ".join(page.text)
     assert "| mean macro-F1 |" in (run / "results.md").read_text()
+    cal = res["xr_metrics"]["communication"]["calibration"]
+    assert cal["bytes_up"] > 0 and "| head calibration round |" in (run / "results.md").read_text()
 
 
 def test_evaluate_is_deterministic(run: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> None:
