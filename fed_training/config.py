@@ -180,9 +180,8 @@ PRESETS: dict[str, TrainConfig] = {
     ),
     "benchmark": TrainConfig(
         model=ModelConfig(d_model=64, n_layers=2, n_heads=4, n_experts=4, top_k=2, lora_rank=4),
-        # many short rounds: at the same compute, 6 local steps x 240 rounds drift less under label skew than
-        # 25 x 60 (benchmarks/README.md); the reported model averages the last 40 rounds' global models and its
-        # heads are calibrated on the clients' class statistics
+        # many short rounds (the compute of 60 x 25 steps: ahead early, level at the end; benchmarks/README.md),
+        # the last 40 rounds' global models averaged, the heads calibrated on the clients' class statistics
         fed=FedConfig(rounds=240, clients_per_round=10, local_steps=6, tail_rounds=40, calibrate_heads=True,
                       eval_every=20, checkpoint_every=10),
     ),
