@@ -645,8 +645,8 @@ class XRDataStrategy(Strategy):
         from xrdata.fed_training.calibrate import ClassStats, apply_calibration
 
         params = self.tail.model(self.params)
-        conf = ConfigRecord({"setup": self.setup_json, "calibrate": True, "device": self.cfg.device})
-        messages = [Message(RecordDict({"arrays": params_to_record(params), "config": ConfigRecord(dict(conf))}),
+        conf = {"setup": self.setup_json, "calibrate": True, "device": self.cfg.device}
+        messages = [Message(RecordDict({"arrays": params_to_record(params), "config": ConfigRecord(conf)}),
                             dst_node_id=self.node_of[u], message_type=MessageType.QUERY) for u in self.names]
         uploads: dict[str, ClassStats] = {}
         for msg in grid.send_and_receive(messages, timeout=timeout_s):
@@ -656,13 +656,13 @@ class XRDataStrategy(Strategy):
                 if not self.tolerate_failures:
                     raise FlowerClientError(f"node {msg.metadata.src_node_id} failed the calibration round: {reason}")
                 continue
-            stats: ClassStats = {}
+            parts: dict[tuple[str, int], dict[str, np.ndarray]] = {}
             for key, arr in msg.content.array_records["stats"].items():
                 task, c, part = key.rsplit("/", 2)
-                n, s1, s2 = stats.setdefault(task, {}).get(int(c), (0.0, 0.0, 0.0))
-                v = arr.numpy()
-                stats[task][int(c)] = (float(v[0]), s1, s2) if part == "n" else (
-                    (n, v, s2) if part == "sum" else (n, s1, v))
+                parts.setdefault((task, int(c)), {})[part] = arr.numpy()
+            stats: ClassStats = {}
+            for (name, cls), v in parts.items():
+                stats.setdefault(name, {})[cls] = (float(v["n"][0]), v["sum"], v["outer"])
             uploads[user] = stats
         model = _cached(("model", self.setup_json), lambda: _build_model(self.setup_json))
         self.calibrated, self.calibration = apply_calibration(
