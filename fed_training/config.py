@@ -176,7 +176,7 @@ def _replace(obj: Any, values: Mapping[str, Any], where: str) -> Any:
 PRESETS: dict[str, TrainConfig] = {
     "quickstart": TrainConfig(
         model=ModelConfig(d_model=48, n_layers=2, n_heads=4),
-        fed=FedConfig(rounds=15, clients_per_round=4, local_steps=15, personalize_steps=10),
+        fed=FedConfig(rounds=15, clients_per_round=4, local_steps=15, personalize_steps=10, calibrate_heads=True),
     ),
     "benchmark": TrainConfig(
         model=ModelConfig(d_model=64, n_layers=2, n_heads=4, n_experts=4, top_k=2, lora_rank=4),
