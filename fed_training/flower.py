@@ -267,11 +267,16 @@ def _cached(key: tuple[str, ...], make: Callable[[], Any]) -> Any:
     return _PROCESS_CACHE[key]
 
 
-def _build_model(setup_json: str) -> Any:
+def _model_for(setup_json: str) -> tuple[Any, Setup]:
+    """The M3T the setup describes and the setup itself, built once per process."""
     from xrdata.fed_training.model import M3T
 
-    s = Setup.from_json(setup_json)
-    return M3T(s.model, s.modalities, s.model_tasks)
+    def build() -> tuple[Any, Setup]:
+        s = Setup.from_json(setup_json)
+        return M3T(s.model, s.modalities, s.model_tasks), s
+
+    out: tuple[Any, Setup] = _cached(("model", setup_json), build)
+    return out
 
 
 @dataclass(frozen=True)
@@ -372,10 +377,9 @@ class _Client:
         data = self.source.data(context, user, setup if isinstance(setup, str) else None)
         content = RecordDict({"client": ConfigRecord({"user": user, "windows": len(data)})})
         if conf.get("calibrate") and isinstance(setup, str):
-            model = _cached(("model", setup), lambda: _build_model(setup))
-            tasks = list(_cached(("setup", setup), lambda: Setup.from_json(setup)).tasks)
-            stats = class_stats(model, record_to_params(msg.content.array_records["arrays"]), data, tasks,
-                                device=str(conf.get("device", "cpu")))
+            model, spec = _model_for(setup)
+            stats = class_stats(model, record_to_params(msg.content.array_records["arrays"]), data,
+                                list(spec.tasks), device=str(conf.get("device", "cpu")))
             content["stats"] = ArrayRecord({f"{t}/{c}/{part}": Array(np.asarray(v)) for t, classes in stats.items()
                                             for c, (n, s1, s2) in classes.items()
                                             for part, v in (("n", [n]), ("sum", s1), ("outer", s2))})
@@ -385,8 +389,7 @@ class _Client:
         conf = msg.content.config_records["config"]
         setup_json = str(conf["setup"])
         user = self.source.user(context)
-        model = _cached(("model", setup_json), lambda: _build_model(setup_json))
-        setup = _cached(("setup", setup_json), lambda: Setup.from_json(setup_json))
+        model, setup = _model_for(setup_json)
         data = self.source.data(context, user, setup_json)
         params = record_to_params(msg.content.array_records["arrays"])
         keep = bool(conf["keep-opt-state"])
@@ -664,10 +667,9 @@ class XRDataStrategy(Strategy):
             for (name, cls), v in parts.items():
                 stats.setdefault(name, {})[cls] = (float(v["n"][0]), v["sum"], v["outer"])
             uploads[user] = stats
-        model = _cached(("model", self.setup_json), lambda: _build_model(self.setup_json))
-        self.calibrated, self.calibration = apply_calibration(
-            self.cfg.fed, model, params, uploads, list(Setup.from_json(self.setup_json).tasks), self.comm,
-            self.model_bytes, self.cfg.device)
+        model, setup = _model_for(self.setup_json)
+        self.calibrated, self.calibration = apply_calibration(self.cfg.fed, model, params, uploads, list(setup.tasks),
+                                                              self.comm, self.model_bytes, self.cfg.device)
 
     def result(self) -> FedResult:
         """The run as the engine reports it."""
