@@ -23,7 +23,7 @@ from xrdata.errors import ValidationError
 from xrdata.fed_training.aggregate import ClientUpdate
 from xrdata.fed_training.config import TaskSpec, group_of, selected
 from xrdata.fed_training.data import ClientData, to_tensors
-from xrdata.fed_training.model import M3T, set_trainable, task_loss
+from xrdata.fed_training.model import M3T, decorrelation_loss, set_trainable, task_loss
 
 __all__ = ["LocalResult", "fit", "get_params", "group_weights", "label_log_prior", "local_train", "set_params"]
 
@@ -112,6 +112,7 @@ def local_train(
     opt_state: dict[str, Any] | None = None,
     keep_opt_state: bool = False,
     logit_adjust: bool = False,
+    decorr: float = 0.0,
     device: str = "cpu",
 ) -> LocalResult:
     """Train ``model`` (loaded with ``global_params``) on the client's ``data`` and return its update.
@@ -128,12 +129,16 @@ def local_train(
         keep_opt_state: return the AdamW state at the end of the round.
         logit_adjust: train with the logit-adjusted loss under the label prior of ``data``
             (:func:`label_log_prior`, :func:`~xrdata.fed_training.model.task_loss`).
+        decorr: weight of the feature decorrelation term
+            (:func:`~xrdata.fed_training.model.decorrelation_loss`, FedDecorr) added to every batch's loss.
         seed: seeds batch order and dropout, so a round is reproducible.
     """
     if len(data) == 0:
         raise ValidationError(f"client {data.user!r} has no training windows")
     if steps < 1:
         raise ValidationError(f"steps must be >= 1, got {steps}")
+    if not decorr >= 0:
+        raise ValidationError(f"decorr must be >= 0, got {decorr}")
     set_params(model, global_params)
     set_trainable(model, train_groups)
     model.to(device).train()
@@ -160,6 +165,8 @@ def local_train(
             x, present, y = to_tensors(data.subset(idx), device)
             out = model(x, present)
             loss, _ = task_loss(out, y, tasks, log_prior)
+            if decorr > 0 and out.features is not None and len(idx) > 1:
+                loss = loss + decorr * decorrelation_loss(out.features)
             if anchor is not None:
                 prox = sum(((p - a) ** 2).sum() for (_, p), a in zip(trained, anchor, strict=True))
                 loss = loss + 0.5 * prox_mu * prox
@@ -191,11 +198,12 @@ def local_train(
 
 def fit(model: M3T, start: Mapping[str, np.ndarray], data: ClientData, tasks: Sequence[TaskSpec], *, steps: int,
         batch_size: int, lr: float, seed: int, weight_decay: float = 0.01, groups: tuple[str, ...] = ("*",),
-        logit_adjust: bool = False, device: str = "cpu") -> dict[str, np.ndarray]:
+        logit_adjust: bool = False, decorr: float = 0.0, device: str = "cpu") -> dict[str, np.ndarray]:
     """Plain (non-federated) training: :func:`local_train` from ``start`` for ``steps`` steps (at least 1);
     ``model`` is left holding ``start`` plus the trained update, which is also returned (every parameter)."""
     res = local_train(model, start, data, tasks, steps=max(1, steps), batch_size=batch_size, lr=lr, seed=seed,
-                      weight_decay=weight_decay, train_groups=groups, logit_adjust=logit_adjust, device=device)
+                      weight_decay=weight_decay, train_groups=groups, logit_adjust=logit_adjust, decorr=decorr,
+                      device=device)
     params = {k: np.asarray(start[k], np.float32) + res.update.delta.get(k, 0.0) for k in start}
     set_params(model, params)
     return params

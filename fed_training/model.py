@@ -29,7 +29,8 @@ from xrdata.errors import ValidationError, require
 from xrdata.fed_training.config import ModalitySpec, ModelConfig, TaskSpec, group_of, selected
 
 __all__ = [
-    "M3T", "WINDOW_S", "LoRALinear", "ModelOutput", "group_sizes", "param_groups", "set_trainable", "task_loss",
+    "M3T", "WINDOW_S", "LoRALinear", "ModelOutput", "decorrelation_loss", "group_sizes", "param_groups",
+    "set_trainable", "task_loss",
 ]
 
 WINDOW_S = 2.0  # window length (s) the MODALITIES step counts assume; gives the audio sample rate steps / WINDOW_S
@@ -45,6 +46,7 @@ class ModelOutput:
     outputs: dict[str, Tensor]  # task -> (B, classes) logits, or (B,) for a regression task
     aux_loss: Tensor  # scalar MoE load-balancing loss, already times cfg.moe_loss_weight (0 without MoE)
     expert_counts: Tensor | None  # (B, n_layers, n_experts) int64 tokens of each sample per expert (None: no MoE)
+    features: Tensor | None = None  # (B, 2C) the pooled features the heads read
 
 
 # ---------------------------------------------------------------------------------------------------- encoders
@@ -353,7 +355,7 @@ class M3T(nn.Module):
             expert_counts: Tensor | None = torch.stack(counts, dim=1)  # (B, n_layers, n_experts)
         else:
             aux, expert_counts = pooled.new_zeros(()), None
-        return ModelOutput(outputs, aux, expert_counts)
+        return ModelOutput(outputs, aux, expert_counts, pooled)
 
     def features(self, x: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> Tensor:
         """``(B, 2 d_model)``: the pooled features every head reads (same inputs as :meth:`forward`)."""
@@ -457,6 +459,20 @@ def _validate(cfg: ModelConfig, modalities: Sequence[ModalitySpec], tasks: Seque
 
 
 # ---------------------------------------------------------------------------------------------------- loss
+
+
+def decorrelation_loss(z: Tensor) -> Tensor:
+    """``||K||_F^2 / d^2`` of the correlation matrix ``K`` (d x d) of the features ``z`` ``(B, d)`` over the batch
+    (FedDecorr, Shi et al., ICLR 2023): 1/d when the d dimensions are uncorrelated, 1 when they all move together.
+
+    Under label skew a client's local steps collapse the features onto the few directions its classes need
+    (dimensional collapse), and averaging such updates carries the collapse into the global model; penalising
+    the correlation keeps the feature space spread. ``B`` >= 2; a constant dimension counts as uncorrelated.
+    """
+    z = z - z.mean(dim=0)
+    z = z / (z.pow(2).mean(dim=0).sqrt() + 1e-5)
+    corr = z.T @ z / z.shape[0]
+    return corr.pow(2).sum() / z.shape[1] ** 2
 
 
 def task_loss(out: ModelOutput, y: Mapping[str, Tensor], tasks: Sequence[TaskSpec],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -172,6 +173,20 @@ def test_local_training_freezes_unselected_groups_and_prox_shrinks_the_step() ->
 
     assert norm(prox.update.delta) < norm(free.update.delta)
     assert free.steps == 5 and free.windows == 40
+
+
+def test_decorrelation_term_changes_local_training_and_is_checked() -> None:
+    cfg = config()
+    m = model(cfg)
+    start = get_params(m)
+    kw: dict[str, Any] = {"steps": 3, "batch_size": 8, "lr": 1e-2, "seed": 0}
+    plain = local_train(m, start, CLIENTS["u1"], TASKS, **kw)
+    dec = local_train(m, start, CLIENTS["u1"], TASKS, decorr=1.0, **kw)
+    again = local_train(m, start, CLIENTS["u1"], TASKS, decorr=1.0, **kw)
+    assert dec.loss > plain.loss  # the batch loss includes the (positive) decorrelation term
+    assert same(dec.update.delta, again.update.delta) and not same(dec.update.delta, plain.update.delta)
+    with pytest.raises(ValidationError, match="decorr"):
+        local_train(m, start, CLIENTS["u1"], TASKS, decorr=-1.0, **kw)
 
 
 def test_federated_training_learns() -> None:

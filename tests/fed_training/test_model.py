@@ -17,6 +17,7 @@ from xrdata.fed_training.model import (
     M3T,
     MixtureOfExperts,
     ModelOutput,
+    decorrelation_loss,
     group_sizes,
     param_groups,
     set_trainable,
@@ -276,6 +277,39 @@ def test_task_loss_logit_adjustment_adds_the_log_prior() -> None:
     loss.backward()
     # the class this data never show (prior ~0) gets (almost) no gradient: it is neither pushed down nor up
     assert float(out.outputs["act"].grad[:, 2].abs().max()) < 1e-4
+
+
+def test_forward_returns_the_pooled_features_the_heads_read() -> None:
+    m = cached()
+    x, present = batch(B=4)
+    out = m(x, present)
+    assert out.features is not None
+    close(out.features, m.features(x, present))
+    close(out.outputs["act"], m.heads["act"](out.features))
+
+
+def test_decorrelation_loss_hand_values() -> None:
+    # four orthogonal +-1 columns with zero mean: the correlation matrix is the identity, ||I||^2 / d^2 = 1 / d
+    z = torch.tensor([[1.0, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]])[:, 1:]
+    z = torch.cat([z, -z])  # 8 samples, 3 columns, each column mean 0, columns orthogonal
+    close(decorrelation_loss(z), torch.tensor(1 / 3), atol=1e-4)
+    # every column the same signal up to scale and offset: every correlation is 1
+    t = torch.linspace(-1, 1, 10)[:, None]
+    close(decorrelation_loss(torch.cat([t, 3 * t + 2, -0.5 * t], dim=1)), torch.tensor(1.0), atol=1e-4)
+    # a constant column counts as uncorrelated with the rest (and with itself: 0)
+    close(decorrelation_loss(torch.cat([t, torch.ones(10, 1)], dim=1)), torch.tensor(1 / 4), atol=1e-4)
+
+
+@given(st.integers(0, 10_000))
+def test_decorrelation_loss_gradient_spreads_collapsed_features(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(32, 1, generator=g)
+    z = (base @ torch.ones(1, 6) + 0.3 * torch.randn(32, 6, generator=g)).requires_grad_(True)
+    before = decorrelation_loss(z)
+    before.backward()
+    assert z.grad is not None
+    after = decorrelation_loss((z - 5.0 * z.grad).detach())
+    assert 1 / 6 - 1e-6 <= float(after) < float(before.detach()) <= 1.0 + 1e-6
 
 
 def test_task_loss_all_unlabelled_batch_is_zero_and_backpropagates() -> None:
