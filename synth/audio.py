@@ -120,8 +120,8 @@ class ColoredNoise:
         self.buf = np.empty((rows, 0), np.float32)
         self.tail: np.ndarray | None = None
 
-    def _blocks(self, m: int) -> np.ndarray:
-        """``m`` new hops of noise, shape (rows, m * hop)."""
+    def _blocks(self, m: int, out: np.ndarray) -> None:
+        """``m`` new hops of noise written into ``out`` (rows, m * hop)."""
         from scipy import fft as sfft
 
         rows, nb, hop, ov = self.rows, self.amp.shape[1], self.block - self.overlap, self.overlap
@@ -134,18 +134,25 @@ class ColoredNoise:
             prev = np.concatenate([self.tail[None], x[:-1, :, hop:]])
             x[:, :, :ov] = x[:, :, :ov] * self.fade_in + prev * self.fade_out
         self.tail = x[-1, :, hop:].copy()
-        return x[:, :, :hop].transpose(1, 0, 2).reshape(rows, m * hop)
+        out.reshape(rows, m, hop)[:] = x[:, :, :hop].transpose(1, 0, 2)
 
     def next(self, n: int) -> np.ndarray:
-        """The next ``n`` samples, shape (rows, n), float32."""
+        """The next ``n`` samples, shape (rows, n), float32 (not shared with later calls)."""
         hop = self.block - self.overlap
-        need = n - self.buf.shape[1]
-        parts = [self.buf]
-        while need > 0:
-            m = min(-(-need // hop), max(1, (1 << 21) // (self.block * self.rows)))
-            parts.append(self._blocks(m))
-            need -= m * hop
-        allx = np.concatenate(parts, axis=1) if len(parts) > 1 else self.buf
+        have = self.buf.shape[1]
+        need = n - have
+        if need > 0:  # new hops go straight into one buffer after the samples left over
+            per_call = max(1, (1 << 21) // (self.block * self.rows))
+            allx = np.empty((self.rows, have + -(-need // hop) * hop), np.float32)
+            allx[:, :have] = self.buf
+            pos = have
+            while need > 0:
+                m = min(-(-need // hop), per_call)
+                self._blocks(m, allx[:, pos : pos + m * hop])
+                pos += m * hop
+                need -= m * hop
+        else:
+            allx = self.buf
         out, self.buf = allx[:, :n], allx[:, n:]
         return out
 
@@ -541,7 +548,7 @@ def _synthesize(
         scale = round(float((f0 / 120.0) ** 0.3), 2)  # vocal-tract length follows voice pitch
         sel_spk = (start < n) & (sp.speaker == spk)
         key = sp.phone * 3 + sp.quality
-        pieces: list[tuple[np.ndarray, np.ndarray]] = []
+        pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (starts, lengths, samples) per group
         energy = 0.0
         for k in np.unique(key[sel_spk]):
             sel = np.flatnonzero(sel_spk & (key == k))
@@ -562,15 +569,22 @@ def _synthesize(
                 sos = _noise_sos(pid, scale, spk == 1, fs)
             y = sosfilt(sos, src)
             energy += float(np.sum(np.square(y, dtype=np.float64)))  # no BLAS: same bytes for any threads
-            pieces.append((_ranges(s, P), y))
+            pieces.append((s, P, y))
         if not pieces:
             continue
         active = sp.spurts[sp.spurts[:, 2] == spk]
         n_active = max(1.0, float(np.sum(np.minimum(active[:, 1] * fs, n) - np.minimum(active[:, 0] * fs, n))))
         target = 10 ** ((levels_db[spk] - full_scale_db) / 20) / np.sqrt(2)
         g = np.float32(target / max(np.sqrt(energy / n_active), 1e-20))
-        for idx, y in pieces:
-            out[idx] += y * g
+        for s, P, y in pieces:
+            yg = y * g
+            if np.all(s[1:] >= s[:-1] + P[:-1]):  # disjoint phones: one slice each, cheaper than a scatter
+                off = 0
+                for a, p in zip(s.tolist(), P.tolist(), strict=True):
+                    out[a : a + p] += yg[off : off + p]
+                    off += p
+            else:  # phones of one group overlap: a buffered scatter, where the later phone's samples win
+                out[_ranges(s, P)] += yg
 
 
 def _pulses(
@@ -650,8 +664,8 @@ def _add_hum(x: np.ndarray, fs: float, line_hz: float, rms: float, rng: np.rando
 def sample_times_ns(n: int, fs: float) -> np.ndarray:
     """Exact int64 timestamps of ``n`` regular samples at ``fs`` Hz from 0 (integer math when possible)."""
     step = 1e9 / fs
-    if step == int(step):
-        return np.arange(n, dtype=np.int64) * int(step)
+    if step == int(step):  # one pass: arange steps in exact int64
+        return np.arange(0, n * int(step), int(step), dtype=np.int64)
     m = round(fs)
     if m == fs and n > 2 * m:  # integer rate: the pattern of one second repeats, shifted by 1e9 ns
         one = np.round(np.arange(m) * step).astype(np.int64)
@@ -700,7 +714,7 @@ def generate_audio(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     k_room = _noise_scale(room, fs, room_dba, full_scale_db)
     white = 1.0 / max(1.0, fs / 2)
     k_self = _noise_scale(lambda f: np.full_like(f, white), fs, self_noise_dba, full_scale_db)
-    x = ColoredNoise(rng, lambda f: k_room * room(f) + k_self * white, 1, fs, n).next(n)[0].copy()
+    x = ColoredNoise(rng, lambda f: k_room * room(f) + k_self * white, 1, fs, n).next(n)[0]
     _add_hum(x, fs, plan.user.line_hz, 10 ** ((room_dba - 18.0 - full_scale_db) / 20) / np.sqrt(2), rng)
     _synthesize(sp, plan, fs, x, rng, (user_db, partner_db), full_scale_db)
     truth["user_level_db"], truth["partner_level_db"] = user_db, partner_db

@@ -240,9 +240,18 @@ def _sphere_hits(cam: np.ndarray, K: dict[str, float], W: int, H: int
     cols = np.floor(K["cx"] + K["fx"] * x / depth - S / 2).astype(np.int64) + np.arange(S)[None, None, :]
     rows = np.floor(K["cy"] - K["fy"] * y / depth - S / 2).astype(np.int64) + np.arange(S)[None, :, None]
     a_u, a_v = (cols - K["cx"]) / K["fx"], -(rows - K["cy"]) / K["fy"]
-    b = (a_u * x + a_v * y - z) / np.sqrt(a_u * a_u + a_v * a_v + 1.0)  # ray . centre
-    disc = b * b - (x * x + y * y + z * z - HAND_RADIUS_M**2)
-    hit = (disc > 0) & (b > 0) & (cols >= 0) & (cols < W) & (rows >= 0) & (rows < H)
+    # b = (a_u x + a_v y - z) / |a| (ray . centre) and disc = b^2 - (|centre|^2 - R^2), in place on (k, S, S)
+    b = a_u * x + a_v * y
+    b -= z
+    norm = a_u * a_u + a_v * a_v
+    norm += 1.0
+    b /= np.sqrt(norm, out=norm)
+    disc = np.multiply(b, b, out=norm)
+    disc -= x * x + y * y + z * z - HAND_RADIUS_M**2
+    hit = disc > 0
+    hit &= b > 0
+    hit &= (cols >= 0) & (cols < W)
+    hit &= (rows >= 0) & (rows < H)
     k, r_i, c_i = np.nonzero(hit)
     sq = np.sqrt(disc[hit])
     return k, rows[k, r_i, 0] * W + cols[k, 0, c_i], b[hit] - sq, sq / HAND_RADIUS_M
@@ -372,12 +381,14 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     col0 = int(shift.min()) if n_frames else 0  # >= the widest camera-relative column (the margin)
     shift -= col0
     tables: dict[int, np.ndarray] = {}  # quantised pitch -> panorama index of each pixel (yaw 0), LRU
+    # at least 128 tables, more while they fit in 100 MB (266 at 256 x 192; a 10-minute session uses ~180)
+    n_tables = max(128, (100 << 20) // (8 * W * H))
 
     def table(b: int) -> np.ndarray:
         if b in tables:
             tables[b] = tables.pop(b)
         else:
-            if len(tables) >= 128:
+            if len(tables) >= n_tables:
                 del tables[next(iter(tables))]
             el, az = _rotate(dc, np.radians(b * pq))
             row = np.clip(np.round((el1 - el) / step), 0, n_el - 1).astype(np.int64)
@@ -392,6 +403,7 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     cos_lut = np.arange(65) / 64
     thr_lut = ndtri((1 - p0) * (1 - 0.9 * np.clip((0.3 - cos_lut) / 0.2, 0, 1))).astype(np.float32)
 
+    raw = np.dtype((np.void, 4 * packed.shape[1]))  # one pixel's gathered float32 values as raw bytes
     chunk: dict[str, Any] = {"stop": 0}  # the hands' pixels of the frames up to "stop", computed 64 frames at a time
 
     def draw_hands(a: int, b: int, P: np.ndarray) -> None:
@@ -406,12 +418,21 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
                 if tof:
                     amp = 0.5 / np.maximum(rng_m, 0.05) ** 2  # skin albedo ~0.5 in the near infrared
                     vals += [s0 * np.sqrt(amp + ambient) / amp * noise_scale, np.zeros_like(rng_m)]
-                chunk["hands"].append((fr[k], pix, np.stack(vals, axis=1).astype(np.float32)))
-        for fr, pix, vals in chunk["hands"]:  # left then right: the nearer surface wins
-            lo, hi = np.searchsorted(fr, [a, b])
-            idx = (fr[lo:hi] - a) * HW + pix[lo:hi]
-            closer = vals[lo:hi, 0] < P[idx, 0]
-            P[idx[closer]] = vals[lo:hi][closer]
+                # pixel index into the gathered values of all frames from 0, ascending (hits are frame-major);
+                # the values as one raw item per pixel: 1-D scatters are ~4x faster than scatters of rows
+                v32 = np.stack(vals, axis=1).astype(np.float32)
+                chunk["hands"].append((fr[k] * HW + pix, v32[:, 0], v32.view(raw).reshape(-1)))
+        P_raw = P.view(raw).reshape(-1)
+        for pos, rng_v, vals in chunk["hands"]:  # left then right: the nearer surface wins
+            lo, hi = np.searchsorted(pos, [a * HW, b * HW])
+            if hi == lo:
+                continue
+            idx = pos[lo:hi] - a * HW
+            v = vals[lo:hi]
+            closer = rng_v[lo:hi] < P[:, 0][idx]
+            if not closer.all():  # usually all: the hand is in front of the room
+                idx, v = idx[closer], v[closer]
+            P_raw[idx] = v
 
     HW = H * W
     batch = int(p.get("batch_frames", 4))  # frames per vectorised step (small: temporaries stay in cache)
@@ -434,6 +455,7 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     z_b, t_b = np.empty((batch, HW), np.float32), np.empty((batch, HW), np.float32)
     n_b = np.empty(batch * HW, np.float32)
     ok_b, ok2_b = np.empty((batch, HW), bool), np.empty((batch, HW), bool)
+    n_valid = 0  # counted per batch while the frames are in cache (a pass over the whole stream costs ~10 %)
     for a in range(0, n_frames, batch):
         b = min(n_frames, a + batch)
         m = b - a
@@ -486,6 +508,7 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
         # zeroing the invalid pixels and one plain cast beat copyto(where=)'s masked loop; z is finite here
         np.multiply(z, ok, out=z)
         np.copyto(flat[a:b], z, casting="unsafe")
+        n_valid += int(np.count_nonzero(flat[a:b]))
 
     meta: dict[str, Any] = {
         "intrinsics": K, "kind": kind, "z_min_m": z_min, "z_max_m": z_max, "reference_space": "view",
@@ -498,7 +521,7 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
                    "albedo": round(bx.albedo, 3)} for bx in [room, *boxes]],
         "noise_law_mm": "1.2 + 1.9 (z - 0.4)^2" if not tof else "tof amplitude model",
         "noise_multiplier": float(m_lux), "panorama_shape": [n_el, n_az], "tilt_deg": tilt,
-        "invalid_fraction": float(np.mean(data == 0)) if data.size else 0.0,
+        "invalid_fraction": (data.size - n_valid) / data.size if data.size else 0.0,
     }
     return ModalityOutput(streams=[stream], truth=truth)
 

@@ -825,20 +825,24 @@ def generate_hand(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
     overlap = (np.linalg.norm(palms[:, 0] - palms[:, 1], axis=1) < 0.12) | (in_view.all(axis=1) & (sep < 10.0))
     light = float(np.clip((100.0 / max(plan.lighting_lux, 1.0)) ** 0.5, 1.0, 5.0))
     tracked = np.empty((n, 2), dtype=bool)
+    conf = np.empty((n, 2))
     for h in range(2):
         p_start = loss_hz / rate * light * (1.0 + 24.0 * overlap + 4.0 * edge[:, h])
         lost = _bursts(rng, np.clip(p_start, 0, 0.5), 4.0 + 4.0 * overlap)
         tracked[:, h] = in_view[:, h] & ~lost
-        conf = np.clip(0.97 - 0.35 * overlap - 0.2 * edge[:, h] + rng.normal(0, 0.01, n), 0.3, 1.0)
-        out[:, h, :, 8] = np.where(tracked[:, h], conf, 0.0)[:, None]
-    # ---- the tracker's output: joints of the tracked frames (untracked frames are NaN, never computed)
+        conf[:, h] = np.clip(0.97 - 0.35 * overlap - 0.2 * edge[:, h] + rng.normal(0, 0.01, n), 0.3, 1.0)
+    # ---- the tracker's output: joints of the tracked frames (untracked frames are NaN, never computed).
+    # Whole (26, 9) frames are assembled first and scattered once: contiguous rows copy fast.
+    lost_frame = np.full((26, 9), np.nan, dtype=np.float32)
+    lost_frame[:, 8] = 0.0
     for h in range(2):
         idx = np.flatnonzero(tracked[:, h])
-        block = np.empty((len(idx), 26, 7), dtype=np.float32)
+        block = np.empty((len(idx), 26, 9), dtype=np.float32)
         _fk_world(reported[h][idx], geo, h == 0, bp_rep.neck[idx], bp_rep.heading[idx], block)
-        out[idx, h, :, :7] = block
-        out[idx, h, :, 7] = geo.radius
-    out[~tracked, :, :8] = np.nan
+        block[..., 7] = geo.radius
+        block[..., 8] = conf[idx, h, None]
+        out[idx, h] = block
+        out[~tracked[:, h], h] = lost_frame
 
     ctx.hand_overlap = intervals_from_mask(t_ns, overlap)
     ctx.hands_out_of_view = intervals_from_mask(t_ns, ~in_view.all(axis=1))

@@ -634,47 +634,55 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
     c1 = 0.5 * (qk[2:-1] - qk[:-3])
     c2 = 0.5 * (2 * qk[:-3] - 5 * qk[1:-2] + 4 * qk[2:-1] - qk[3:])
     c3 = 0.5 * (-qk[:-3] + 3 * qk[1:-2] - 3 * qk[2:-1] + qk[3:])
-    coef = np.stack([c0, c1, c2, c3]).astype(f32)  # (4, K-3, 4): interval j at row j - model.first - 1
+    # component-major (4 components, 4 coefficients, K-3) and (3, K): every operation below runs on
+    # contiguous rows; interval j at column j - model.first - 1
+    coef = np.ascontiguousarray(np.stack([c0, c1, c2, c3]).astype(f32).transpose(2, 0, 1))
     pk = kn[:, :3]
     d2 = np.zeros_like(pk)
     d2[1:-1] = (pk[2:] - 2.0 * pk[1:-1] + pk[:-2]) * (fc * fc)
-    d2 = d2.astype(f32)
-    fr = (np.arange(r) / r).astype(f32)[None, :, None]
+    d2 = np.ascontiguousarray(d2.astype(f32).T)
+    fr = (np.arange(r) / r).astype(f32)[None, :]
     wa0, wa1 = 2.0 - 3.0 * fr, 3.0 * fr - 1.0
     g_up = f32(GRAVITY)
+    f_c = f32(fc)
     chunk = 2048 * r
+    plane = np.empty((6, chunk), dtype=f32)
     for i0 in range(0, m, chunk):
         i1 = min(m, i0 + chunk)
         j0, j1 = i0 // r, (i1 - 1) // r + 1  # knot intervals covering the samples
         b0 = j0 - model.first  # row of knot j0
-        a0, a1, a2, a3 = (coef[k, b0 - 1:j1 - model.first - 1, None, :] for k in range(4))
-        q = a0 + fr * (a1 + fr * (a2 + fr * a3))  # (nk, r, 4)
-        qd = (a1 + fr * (2 * a2 + 3 * fr * a3)) * f32(fc)
-        acc = wa0 * d2[b0:j1 - model.first, None, :] + wa1 * d2[b0 + 1:j1 - model.first + 1, None, :]
-        bias = np.broadcast_to(walk[b0:j1 - model.first, None, :], (j1 - j0, r, 6)).reshape(-1, 6)
         lo, hi = i0 - j0 * r, i1 - j0 * r
-        q, qd, acc = q.reshape(-1, 4)[lo:hi], qd.reshape(-1, 4)[lo:hi], acc.reshape(-1, 3)[lo:hi]
-        ux, uy, uz, w = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
-        vx, vy, vz, sv = qd[:, 0], qd[:, 1], qd[:, 2], qd[:, 3]
+        q: list[np.ndarray] = []  # x, y, z, w of the quaternion and of its time derivative, (i1 - i0,) each
+        qd: list[np.ndarray] = []
+        for c in range(4):
+            a0, a1, a2, a3 = (coef[c, k, b0 - 1:j1 - model.first - 1, None] for k in range(4))  # (nk, 1)
+            q.append((a0 + fr * (a1 + fr * (a2 + fr * a3))).reshape(-1)[lo:hi])
+            qd.append(((a1 + fr * (2 * a2 + 3 * fr * a3)) * f_c).reshape(-1)[lo:hi])
+        ux, uy, uz, w = q
+        vx, vy, vz, sv = qd
+        ax, ay, az = ((wa0 * d2[c, b0:j1 - model.first, None] + wa1 * d2[c, b0 + 1:j1 - model.first + 1, None])
+                      .reshape(-1)[lo:hi] for c in range(3))
         n2 = ux * ux + uy * uy + uz * uz + w * w
-        block = out[i0:i1]
+        block = plane[:, : i1 - i0]
         # body rate: 2 vec(q* q') / |q|^2 = 2 (w v - s u - u x v) / |q|^2
         k2 = 2.0 / n2
-        block[:, 3] = k2 * (w * vx - sv * ux - (uy * vz - uz * vy))
-        block[:, 4] = k2 * (w * vy - sv * uy - (uz * vx - ux * vz))
-        block[:, 5] = k2 * (w * vz - sv * uz - (ux * vy - uy * vx))
+        np.multiply(k2, w * vx - sv * ux - (uy * vz - uz * vy), out=block[3])
+        np.multiply(k2, w * vy - sv * uy - (uz * vx - ux * vz), out=block[4])
+        np.multiply(k2, w * vz - sv * uz - (ux * vy - uy * vx), out=block[5])
         # specific force in the device frame: R(q)^T (a + g_up) = v + w t + t x u, t = 2 v x u, u -> -u
         s = 1.0 / np.sqrt(n2)
         ux, uy, uz, w = -ux * s, -uy * s, -uz * s, w * s
-        ax, ay, az = acc[:, 0], acc[:, 1] + g_up, acc[:, 2]
+        ay = ay + g_up
         tx, ty, tz = 2 * (uy * az - uz * ay), 2 * (uz * ax - ux * az), 2 * (ux * ay - uy * ax)
-        block[:, 0] = ax + w * tx + uy * tz - uz * ty
-        block[:, 1] = ay + w * ty + uz * tx - ux * tz
-        block[:, 2] = az + w * tz + ux * ty - uy * tx
-        block += bias[lo:hi]
+        block[0] = ax + w * tx + uy * tz - uz * ty
+        block[1] = ay + w * ty + uz * tx - ux * tz
+        block[2] = az + w * tz + ux * ty - uy * tx
+        dst = out[i0:i1]
+        dst[:] = block.T
+        dst += np.broadcast_to(walk[b0:j1 - model.first, None, :], (j1 - j0, r, 6)).reshape(-1, 6)[lo:hi]
         noise = rng.standard_normal((i1 - i0, 6), dtype=f32)
         noise *= sd
-        block += noise
+        dst += noise
     return out
 
 
