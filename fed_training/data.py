@@ -12,7 +12,11 @@ with NaN -> 0 after the step mask is recorded:
 gaze       (40, 25): the canonical gaze channels without ``norm_x``, ``norm_y``, ``confidence``, in schema
            order (left / right / combined origin xyz + unit direction xyz, left / right pupil, left / right
            openness, left / right / combined valid). Origins: metres minus their window mean, x 10
-           (decimetres); pupil diameters mm / 5; directions: x and y (lateral and vertical: the sine of
+           (decimetres); pupil diameters minus the session's median diameter of that eye, mm / 0.5
+           (baseline-corrected pupillometry: load and arousal dilate the pupil by tenths of a millimetre
+           while resting diameters differ by millimetres between people and lighting; the median of the
+           client's own session, so nothing is pooled across clients; a live deployment would use a running
+           median from the session start); directions: x and y (lateral and vertical: the sine of
            the angle off straight ahead) x 10, so a target 6 deg off-axis is 1 and not 0.1 (with Adam a
            small input learns proportionally slower), z as it is; openness and valid flags (mean-pooled:
            the share of valid samples in the step) as they are.
@@ -104,7 +108,7 @@ __all__ = [
 log = logging.getLogger("xrdata.fed_training")
 
 #: Bumped whenever the features change, so that old cache files are never read back.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 SPLITS = ("train", "future", "test_users")
 #: The 25 gaze features, in order (the canonical gaze channels without norm_x, norm_y and confidence).
 GAZE_CHANNELS: tuple[str, ...] = (
@@ -122,7 +126,7 @@ _HAND_WRIST, _HAND_PALM = 1, 0  # joint indices of the hand schema's joint axis
 _HAND_JOINTS = 26
 _STANDARD_G = 9.81  # m/s^2 per g
 _DECIMETRES = 10.0  # m -> dm for hand joints and eye origins (offsets of a few cm to a few dm)
-_PUPIL_MM = 5.0  # pupil diameter mm / 5 (typical 2-8 mm)
+_PUPIL_MM = 0.5  # pupil diameter minus its session median, mm / 0.5 (task-evoked dilation ~0.1-0.6 mm)
 _GAZE_DIR_XY = 10.0  # gaze direction x/y components (sin of the off-axis angle; targets within ~0.05-0.5) x 10
 _QUAT_XYZ = 10.0  # heading-frame head quaternion x/y/z (sin of half the angle; head turns of a few degrees) x 10
 _EEG_SCALE = 1e6 / 20.0  # V -> uV / 20 (typical EEG +-20 uV -> +-1)
@@ -536,11 +540,30 @@ def _build(
             method={s: _METHODS.get(s, "auto") for s in streams},
         )
         by_stream = {s.stream: s for s in sources}
+        pupil = {s: _pupil_medians(st, user, s, by_stream["gaze"]) for s in sessions} if "gaze" in by_stream else {}
         for block in _take(it, _CHUNK):
             for session in {w.session for w in block} - set(events):
                 events[session] = _SessionLabels(_session_events(st, user, session))
-            chunks.append(_convert(block, specs, by_stream, tasks, events, length_ns, cfg.min_label_overlap))
+            chunks.append(_convert(block, specs, by_stream, tasks, events, length_ns, cfg.min_label_overlap,
+                                   pupil))
     return _assemble(user, chunks, specs, tasks, splits)
+
+
+def _pupil_medians(st: Store, user: str, session: str, src: _Source) -> np.ndarray:
+    """(2,) median left and right pupil diameters (mm) of the session's gaze stream over its finite samples
+    (NaN for an eye without any, or without the channel)."""
+    cols = _index(src.channels, ("left_pupil_diameter", "right_pupil_diameter"))
+    if all(c is None for c in cols):
+        return np.full(2, np.nan)
+    data = st.read(user, session, streams=[src.stream]).streams[src.stream].data
+    out = np.full(2, np.nan)
+    for k, c in enumerate(cols):
+        if c is not None:
+            v = np.asarray(data[:, c], dtype=np.float64)
+            v = v[np.isfinite(v)]
+            if v.size:
+                out[k] = float(np.median(v))
+    return out
 
 
 def _take(it: Iterator[Window], n: int) -> Iterator[list[Window]]:
@@ -649,17 +672,19 @@ def _any_finite(v: np.ndarray) -> np.ndarray:
 
 
 def _features(
-    name: str, data: np.ndarray, mask: np.ndarray, src: _Source, spec: ModalitySpec, heading: np.ndarray
+    name: str, data: np.ndarray, mask: np.ndarray, src: _Source, spec: ModalitySpec, heading: np.ndarray,
+    pupil_base: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map ``(W, S, *sample_shape)`` windowed samples (NaN where missing) onto ``(W, S, *spec.shape)``
     features (NaN not yet zeroed) and the ``(W, S)`` present mask; ``heading`` ``(W,)`` rad: each window's
-    mean head yaw (0 without head pose), for the heading frame of head and hands."""
+    mean head yaw (0 without head pose), for the heading frame of head and hands; ``pupil_base`` ``(W, 2)`` mm:
+    the left and right pupil diameter medians of each window's session (NaN where unknown)."""
     if name == "gaze":
         v, _ = _pick(data, _index(src.channels, GAZE_CHANNELS))
         origin = [i for i, c in enumerate(GAZE_CHANNELS) if "_origin_" in c]
         v[..., origin] = (v[..., origin] - _window_mean(v[..., origin])) * _DECIMETRES
         pupil = [i for i, c in enumerate(GAZE_CHANNELS) if c.endswith("pupil_diameter")]
-        v[..., pupil] /= _PUPIL_MM
+        v[..., pupil] = (v[..., pupil] - pupil_base[:, None, :]) / _PUPIL_MM
         v[..., [i for i, c in enumerate(GAZE_CHANNELS) if "_dir_" in c and c[-1] in "xy"]] *= _GAZE_DIR_XY
         signal = [i for i, c in enumerate(GAZE_CHANNELS) if c not in _GAZE_FLAGS]
         return v, mask & _any_finite(v[..., signal])
@@ -775,10 +800,12 @@ def _number(value: str) -> float:
 
 def _convert(
     block: list[Window], specs: dict[str, ModalitySpec], sources: dict[str, _Source], tasks: list[TaskSpec],
-    events: dict[str, _SessionLabels], length_ns: int, min_overlap: float,
+    events: dict[str, _SessionLabels], length_ns: int, min_overlap: float, pupil_base: dict[str, np.ndarray],
 ) -> dict[str, Any]:
-    """Features, masks and labels of a block of windows of one session group."""
+    """Features, masks and labels of a block of windows of one session group (``pupil_base``: session ->
+    (2,) left/right median pupil diameter, mm)."""
     n = len(block)
+    base = np.stack([pupil_base.get(w.session, np.full(2, np.nan)) for w in block]).astype(np.float32)
     x: dict[str, np.ndarray] = {}
     present: dict[str, np.ndarray] = {}
     head = np.stack([w.data["head"] for w in block]) if "head" in sources else None
@@ -788,7 +815,7 @@ def _convert(
         data = head if name == "head" and head is not None else np.stack([w.data[name] for w in block])
         mask = np.stack([w.mask[name] for w in block])
         with np.errstate(invalid="ignore"):
-            feats, ok = _features(name, data, mask, src, specs[name], heading)
+            feats, ok = _features(name, data, mask, src, specs[name], heading, base)
         feats = np.where(np.isfinite(feats) & ok.reshape(*ok.shape, *([1] * (feats.ndim - 2))), feats, 0.0)
         if name in _HALF:
             x[name] = np.clip(feats, -_F16_MAX, _F16_MAX).astype(np.float16)

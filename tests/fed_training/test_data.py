@@ -135,6 +135,32 @@ def test_gaze_direction_scaling_is_the_documented_one(clients: dict[str, ClientD
             assert float(np.abs(g[:, [x, y]]).max()) > 1.0  # targets beyond ~6 deg off-axis
 
 
+def test_pupil_is_relative_to_the_session_median(tmp_path: Path) -> None:
+    """Two people whose resting pupils differ by 2.5 mm and who dilate by 0.4 mm in the same second get the
+    same pupil features: each eye's diameter minus its session median, mm / 0.5."""
+    from xrdata.synth.eye import GAZE_CHANNELS as CH
+    from xrdata.synth.eye import GAZE_UNITS
+
+    n, rate = 600, 60.0  # 10 s
+    t = np.round(np.arange(n) * 1e9 / rate).astype(np.int64)
+    st_ = open_store(tmp_path / "s", "a")
+    for user, rest in (("u0001", 3.5), ("u0002", 6.0)):
+        g = np.zeros((n, len(CH)), np.float32)
+        g[:, [CH.index(f"{e}_dir_z") for e in ("left", "right", "combined")]] = -1.0
+        g[:, [i for i, c in enumerate(CH) if c.endswith(("_valid", "openness", "confidence"))]] = 1.0
+        pupil = np.full(n, rest, np.float32)
+        pupil[240:300] += 0.4  # seconds 4-5
+        g[:, CH.index("left_pupil_diameter")] = pupil
+        g[:, CH.index("right_pupil_diameter")] = pupil - 0.2
+        g[100:130, CH.index("right_pupil_diameter")] = np.nan  # a lost stretch is not part of the median
+        st_.write(Recording(user, "s1", [Stream("gaze", "gaze", t, g, CH, GAZE_UNITS, rate_hz=rate)]))
+    a, b = (load_client(st_, u, NO_CACHE, []) for u in ("u0001", "u0002"))
+    li, ri = (list(data_module.GAZE_CHANNELS).index(f"{e}_pupil_diameter") for e in ("left", "right"))
+    np.testing.assert_allclose(a.x["gaze"][..., [li, ri]], b.x["gaze"][..., [li, ri]], atol=1e-5)
+    pup = a.x["gaze"][..., li][a.present["gaze"]]
+    assert float(np.abs(pup).min()) < 1e-6 and abs(float(pup.max()) - 0.8) < 1e-5  # 0.4 mm above the median
+
+
 @given(st.floats(-np.pi, np.pi), st.floats(-0.6, 0.6), st.floats(-0.5, 0.5))
 def test_head_and_hand_features_do_not_depend_on_where_the_user_faces(heading: float, turn: float,
                                                                       pitch: float) -> None:
@@ -160,9 +186,11 @@ def test_head_and_hand_features_do_not_depend_on_where_the_user_faces(heading: f
         ok = np.ones((1, steps), bool)
         heading_ = data_module._window_heading(head)
         h, _ = data_module._features("head", head, ok, data_module._Source("head", (7,), data_module.HEAD_CHANNELS,
-                                                                          "float32"), MODALITIES["head"], heading_)
+                                                                          "float32"), MODALITIES["head"], heading_,
+                                       np.full((1, 2), np.nan))
         f, _ = data_module._features("hand", hand, ok, data_module._Source("hand", (2, 26, 3), ("px", "py", "pz"),
-                                                                          "float32"), MODALITIES["hand"], heading_)
+                                                                          "float32"), MODALITIES["hand"], heading_,
+                                       np.full((1, 2), np.nan))
         return h, f
 
     (h0, f0), (h1, f1) = features(0.0), features(heading)
