@@ -2,7 +2,9 @@
 
 One thin reader per format (:func:`read_edf`, :func:`read_bdf`, :func:`read_brainvision`, :func:`read_fif`,
 :func:`read_eeglab`), each a call of ``mne.io.read_raw_<fmt>(..., preload=True)`` followed by the shared
-conversion :func:`recording_from_raw`. What the conversion does:
+conversion :func:`recording_from_raw`. (During ``xrdata.loaders.ingest`` a file without stim channels is
+instead parsed in time blocks while the store writes it, with the same values: see "block streaming" below.)
+What the conversion does:
 
 * **Streams by channel type.** mne's EEG channels whose data are volts form the ``eeg`` stream (modality
   ``eeg``). Every other mne channel type (``stim``, ``misc``, ``eog``, ``ecg``, ``emg``, ``resp`` ...) becomes
@@ -44,24 +46,26 @@ Patient identification fields (names, birthdays, hospital ids) are not copied.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from xrdata.errors import LoaderError, SchemaError, require
+from xrdata.errors import LoaderError, SchemaError, XRDataError, require
 from xrdata.loaders._registry import PathLike, default_session_id, reader
 from xrdata.model import EVENTS_SCHEMA, Recording, Stream
 from xrdata.validation import check_writable
 
 __all__ = [
-    "UnknownChannelsError", "read_bdf", "read_brainvision", "read_edf", "read_eeglab", "read_fif",
-    "recording_from_raw",
+    "STREAMED_FORMATS", "BlockFill", "UnknownChannelsError", "WholeReadNeeded", "read_bdf", "read_brainvision",
+    "read_edf", "read_eeglab", "read_fif", "recording_from_raw", "streamed_reads",
 ]
 
 #: Units mne scales to SI while reading, per format: file unit -> unit of the returned values. Units not
@@ -100,6 +104,178 @@ def deferred_check() -> Iterator[None]:
 def check_deferred() -> bool:
     """Whether the caller of a reader validates the recording itself (see :func:`deferred_check`)."""
     return _DEFER_CHECK.get()
+
+
+# --------------------------------------------------------------------------------------- block streaming
+# Inside ``streamed_reads`` (used by ``xrdata.loaders.ingest``) a file without stim channels is opened with
+# ``preload=False`` and its samples are parsed in time blocks by a ``BlockFill`` thread, each block cast to
+# float32 straight into the streams' arrays, while the store already compresses and writes the chunks that
+# are complete: the parse, the conversion and the compression overlap instead of running one after the
+# other. The values are those of ``preload=True``: mne's preload is one ``_read_segment`` call over the
+# whole file and ``get_data(start=, stop=)`` is the same call over a block; every reader computes a sample
+# from its own bytes only. Files with stim channels are preloaded as before (their events are decoded with
+# ``mne.find_events`` on the whole channel, and their dtype depends on the largest code).
+
+#: The formats whose readers parse in blocks inside :func:`streamed_reads` (all of this module's).
+STREAMED_FORMATS = frozenset({"edf", "bdf", "brainvision", "fif", "eeglab"})
+#: Bytes of float64 samples (all channels) parsed per block: a few MB, so the block stays in cache while
+#: it is cast and the first chunks reach the store's encoder early.
+_BLOCK_BYTES = 4 << 20
+
+
+class WholeReadNeeded(Exception):
+    """A block holds values float32 cannot (beyond its range): the stream is float64, which only the whole
+    recording decides, so the caller reads the file again without streaming."""
+
+
+@dataclass
+class _Streaming:
+    """What :func:`streamed_reads` tells the readers: the file (for error messages) and where fills go."""
+
+    path: str
+    fmt: str
+    fills: list[BlockFill] = field(default_factory=list)
+
+
+_STREAMING: ContextVar[_Streaming | None] = ContextVar("xrdata_loaders_streaming", default=None)
+
+
+@contextmanager
+def streamed_reads(path: PathLike, fmt: str, into: list[BlockFill]) -> Iterator[None]:
+    """Within this block an EEG reader of ``path`` (format ``fmt``) may return a recording whose sample arrays
+    are still being filled by a :class:`BlockFill` thread, appended to ``into``. The caller must wait for each
+    fill before it reads those arrays (the store's chunk writer does, chunk by chunk), validate the recording
+    itself (the readers' own check is deferred) and :meth:`BlockFill.close` every fill when done."""
+    token = _STREAMING.set(_Streaming(str(path), fmt))
+    defer = _DEFER_CHECK.set(True)
+    try:
+        yield
+    finally:
+        state = _STREAMING.get()
+        _DEFER_CHECK.reset(defer)
+        _STREAMING.reset(token)
+        if state is not None:
+            into.extend(state.fills)
+
+
+class BlockFill:
+    """Parses a non-preloaded mne Raw in time blocks, in its own thread, into preallocated float32 arrays.
+
+    ``targets`` are ``(rows, out)``: ``out`` is a (len(rows), T) float32 array that receives
+    ``data[rows]`` of each (C, B) float64 block ``data`` (C = channels of the Raw, T = its samples, B =
+    block length); the streams hold ``out.T``, (T, len(rows)). :meth:`wait` blocks until the samples asked
+    for are final. A failure of the parse is kept and raised by :meth:`wait` as a
+    :class:`~xrdata.errors.LoaderError` naming the file (what the reader raises for it when it preloads),
+    an overflow of float32 as :class:`WholeReadNeeded`.
+    """
+
+    def __init__(self, raw: Any, targets: Sequence[tuple[Sequence[int], np.ndarray]], path: str, fmt: str) -> None:
+        self._raw = raw
+        self._targets = [(np.asarray(rows, dtype=np.intp), out) for rows, out in targets]
+        self._n = int(raw.n_times)
+        self._path, self._fmt = path, fmt
+        self._done = 0  # samples [0, _done) are final in every target
+        self._error: BaseException | None = None
+        self._stop = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="xrdata-eeg-blocks", daemon=True)
+
+    def holds(self, data: np.ndarray) -> bool:
+        """Whether ``data`` is a stream's array this fill writes (``out.T`` of one of its targets)."""
+        return any(data.base is out for _, out in self._targets)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait(self, stop: int | None = None) -> None:
+        """Return once samples ``[0, stop)`` (None: all) are final; raise the parse's error if it failed."""
+        want = self._n if stop is None else min(int(stop), self._n)
+        with self._cond:
+            while self._done < want and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+
+    def close(self) -> None:
+        """Stop parsing (after the current block) and wait for the thread; the arrays are left as they are."""
+        with self._cond:
+            self._stop = True
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        n, raw = self._n, self._raw
+        step = max(1, _BLOCK_BYTES // (8 * max(1, len(raw.ch_names))))
+        try:
+            for t0 in range(0, n, step):
+                if self._stop:
+                    raise LoaderError(f"{self._path}: reading stopped at sample {t0} of {n}")  # for any waiter
+                t1 = min(n, t0 + step)
+                block = raw.get_data(start=t0, stop=t1)  # (C, t1 - t0) float64, as preload computes it
+                with np.errstate(over="raise"):
+                    for rows, out in self._targets:
+                        _cast_rows(block, rows, out[:, t0:t1])
+                with self._cond:
+                    self._done = t1
+                    self._cond.notify_all()
+            raw.close()
+        except BaseException as exc:
+            with self._cond:
+                self._error = self._as_error(exc)
+                self._cond.notify_all()
+
+    def _as_error(self, exc: BaseException) -> BaseException:
+        """What :meth:`wait` raises for ``exc``: the readers' error contract (``_registry.reader``)."""
+        if isinstance(exc, XRDataError):
+            return exc
+        error: BaseException
+        if isinstance(exc, FloatingPointError):
+            error = WholeReadNeeded(f"{self._path}: values beyond float32's range")
+        elif isinstance(exc, MemoryError | RecursionError):
+            error = LoaderError(f"{self._path}: not a readable {self._fmt} file ({type(exc).__name__})")
+        else:
+            error = LoaderError(f"{self._path}: cannot read as {self._fmt}: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
+
+
+def _cast_rows(block: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    """``out[k] = block[rows[k]]`` cast to ``out``'s dtype (the cast :func:`_transpose_to` makes)."""
+    if rows.size and bool((np.diff(rows) == 1).all()):
+        np.copyto(out, block[int(rows[0]) : int(rows[-1]) + 1], casting="same_kind")
+    else:
+        for k, i in enumerate(rows.tolist()):
+            out[k] = block[i]
+
+
+def _streamable(raw: Any, channel_types: Mapping[str, str] | None) -> bool:
+    """Whether ``raw`` can be parsed in blocks: samples to read and no stim channel (see above)."""
+    types = set(raw.get_channel_types()) | set((channel_types or {}).values())
+    return int(raw.n_times) > 0 and "stim" not in types
+
+
+def _open_raws(
+    open_raws: Callable[[bool], list[Any]], channel_types: Mapping[str, str] | None, *, stream: bool = True
+) -> tuple[list[Any], list[str]]:
+    """The mne Raw(s) of a file (``open_raws(preload)``) and the warnings mne emitted opening them.
+
+    Preloaded, except inside :func:`streamed_reads` (and with ``stream``) where a file every Raw of which is
+    streamable stays unloaded. The warnings are then those of the unloaded open: the readers streamed here
+    warn about the header, not while reading uniform-rate samples (mne's EDF reader warns when it resamples
+    a block of mixed-rate signals: ``_read_edf_like`` streams only files whose rate groups it read apart).
+    """
+    if stream and _STREAMING.get() is not None:
+        notes: list[str] = []
+        with _collect_warnings(notes):
+            raws = open_raws(False)
+        if all(_streamable(r, channel_types) for r in raws):
+            return raws, notes
+        for r in raws:
+            r.close()
+    notes = []
+    with _collect_warnings(notes):
+        raws = open_raws(True)
+    return raws, notes
 
 
 class UnknownChannelsError(LoaderError):
@@ -219,9 +395,15 @@ def _sample_times(first_samp: int, n: int, sfreq: float) -> np.ndarray:
 
 
 def _streams_from_raw(
-    raw: Any, fmt: str, *, rate_suffix: str = "", orig_units: Mapping[str, str] | None = None
+    raw: Any, fmt: str, *, rate_suffix: str = "", orig_units: Mapping[str, str] | None = None,
+    blocks: list[tuple[list[int], np.ndarray]] | None = None,
 ) -> list[Stream]:
-    """One stream per channel type of ``raw`` (see the module docstring)."""
+    """One stream per channel type of ``raw`` (see the module docstring).
+
+    With ``blocks`` (a Raw to parse in blocks, see :class:`BlockFill`), the streams get empty float32 arrays
+    and ``(rows, out)`` is appended to ``blocks`` for each: ``out`` (len(rows), T) float32, the stream's data
+    being ``out.T``.
+    """
     sfreq = float(raw.info["sfreq"])
     if not (math.isfinite(sfreq) and sfreq > 0):
         raise ValueError(f"invalid sampling rate {sfreq!r} Hz")
@@ -238,7 +420,7 @@ def _streams_from_raw(
             key = "eeg_nonvolt"
         groups.setdefault(key, []).append(i)
     time_ns = _sample_times(int(raw.first_samp), int(raw.n_times), sfreq)
-    samples = _samples_by_channel(raw)
+    samples = _samples_by_channel(raw) if blocks is None else None
     bads = set(raw.info["bads"])
     streams: list[Stream] = []
     for key, idx in groups.items():
@@ -260,11 +442,15 @@ def _streams_from_raw(
             meta["note"] = "EEG-typed channels whose unit is not a voltage; kept apart from the eeg stream"
         name = key + rate_suffix
         modality = "eeg" if key == "eeg" else "other"
+        if samples is not None:
+            data = _fit_dtype(samples, idx, integer_codes=is_stim)
+        else:
+            assert blocks is not None
+            out = np.empty((len(idx), int(raw.n_times)), dtype=np.float32)
+            blocks.append((idx, out))
+            data = out.T
         streams.append(
-            Stream(
-                name, modality, time_ns, _fit_dtype(samples, idx, integer_codes=is_stim), names,
-                [units[i] for i in idx], rate_hz=sfreq, meta=meta,
-            )
+            Stream(name, modality, time_ns, data, names, [units[i] for i in idx], rate_hz=sfreq, meta=meta)
         )
     return streams
 
@@ -344,7 +530,9 @@ def recording_from_raw(
             f"it has {[c for r in raw_list for c in r.ch_names]}",
             unknown,
         )
+    streaming = _STREAMING.get()
     streams: list[Stream] = []
+    pending: list[tuple[Any, list[tuple[list[int], np.ndarray]]]] = []  # raws to parse in blocks
     for raw in raw_list:
         if channel_types:
             wanted = {k: v for k, v in channel_types.items() if k in raw.ch_names}
@@ -352,7 +540,11 @@ def recording_from_raw(
                 with _collect_warnings(notes):
                     raw.set_channel_types(wanted, verbose="error")
         suffix = "_" + _rate_tag(float(raw.info["sfreq"])) if len(raw_list) > 1 else ""
-        streams.extend(_streams_from_raw(raw, fmt, rate_suffix=suffix, orig_units=orig_units))
+        blocks: list[tuple[list[int], np.ndarray]] | None = None
+        if streaming is not None and not raw.preload:
+            blocks = []
+            pending.append((raw, blocks))
+        streams.extend(_streams_from_raw(raw, fmt, rate_suffix=suffix, orig_units=orig_units, blocks=blocks))
     first = raw_list[0]
     with _collect_warnings(notes):
         rows = _events_from_raw(first, annotations=annotations, stim_events=stim_events, notes=notes)
@@ -374,6 +566,11 @@ def recording_from_raw(
     if notes:
         meta["reader_warnings"] = notes
     rec = Recording(user_id, session_id, streams, events=events, meta=meta)
+    if streaming is not None:
+        for raw, blocks in pending:  # started last: nothing above reads the Raw while its thread does
+            fill = BlockFill(raw, blocks, streaming.path, streaming.fmt)
+            streaming.fills.append(fill)
+            fill.start()
     if check_deferred():
         return rec
     try:
@@ -438,7 +635,6 @@ def _read_edf_like(
     mne = _mne()
     p = Path(path)
     read_raw: Callable[..., Any] = mne.io.read_raw_bdf if fmt == "bdf" else mne.io.read_raw_edf
-    notes: list[str] = []
     header = _edf_header(p)
     groups: list[list[str]] = []
     if header is not None:
@@ -447,18 +643,22 @@ def _read_edf_like(
         for label, n in zip(labels, n_samps, strict=True):
             by_rate.setdefault(n, []).append(label)
         groups = [by_rate[n] for n in sorted(by_rate, reverse=True)]
-    with _collect_warnings(notes):
+    if len(groups) > 1:
+        flat = [lab for g in groups for lab in g]
+        dup = sorted({lab for lab in flat if flat.count(lab) > 1})
+        if dup:
+            raise LoaderError(
+                f"{p}: signals at different rates share the labels {dup}; mne cannot read them apart at "
+                "their native rates: rename the signals in the header (or export each rate separately)"
+            )
+
+    def open_raws(preload: bool) -> list[Any]:
         if len(groups) <= 1:
-            raws = [read_raw(p, preload=True, verbose="error")]
-        else:
-            flat = [lab for g in groups for lab in g]
-            dup = sorted({lab for lab in flat if flat.count(lab) > 1})
-            if dup:
-                raise LoaderError(
-                    f"{p}: signals at different rates share the labels {dup}; mne cannot read them apart at "
-                    "their native rates: rename the signals in the header (or export each rate separately)"
-                )
-            raws = [read_raw(p, include=g, preload=True, verbose="error") for g in groups]
+            return [read_raw(p, preload=preload, verbose="error")]
+        return [read_raw(p, include=g, preload=preload, verbose="error") for g in groups]
+
+    # Without the header's rate groups mne may resample slower signals, which it does per block when streamed
+    raws, notes = _open_raws(open_raws, channel_types, stream=header is not None)
     orig_units: dict[str, str] = {}
     if header is not None:
         for raw, group in zip(raws, groups or [header[0]], strict=True):
@@ -576,11 +776,11 @@ def read_brainvision(
     """
     mne = _mne()
     p = Path(path)
-    notes: list[str] = []
     for other in ("DataFile", "MarkerFile"):
         _check_companion(p, other)
-    with _collect_warnings(notes):
-        raw = mne.io.read_raw_brainvision(p, preload=True, verbose="error")
+    (raw,), notes = _open_raws(
+        lambda preload: [mne.io.read_raw_brainvision(p, preload=preload, verbose="error")], channel_types
+    )
     return recording_from_raw(
         raw, fmt="brainvision", user_id=user_id, session_id=session_id or default_session_id(p),
         source_files=_brainvision_files(p), stim_events=stim_events, annotations=annotations,
@@ -620,9 +820,9 @@ def read_fif(
     the first are followed by mne. MEG channels become ``mag``/``grad`` other streams (T, T/m)."""
     mne = _mne()
     p = Path(path)
-    notes: list[str] = []
-    with _collect_warnings(notes):
-        raw = mne.io.read_raw_fif(p, preload=True, verbose="error")
+    (raw,), notes = _open_raws(
+        lambda preload: [mne.io.read_raw_fif(p, preload=preload, verbose="error")], channel_types
+    )
     files = [Path(f).name for f in raw.filenames if f is not None] or [p.name]
     return recording_from_raw(
         raw, fmt="fif", user_id=user_id, session_id=session_id or default_session_id(p), source_files=files,
@@ -645,9 +845,9 @@ def read_eeglab(
     Epoched ``.set`` files are refused (mne says so)."""
     mne = _mne()
     p = Path(path)
-    notes: list[str] = []
-    with _collect_warnings(notes):
-        raw = mne.io.read_raw_eeglab(p, preload=True, verbose="error")
+    (raw,), notes = _open_raws(
+        lambda preload: [mne.io.read_raw_eeglab(p, preload=preload, verbose="error")], channel_types
+    )
     files = [p.name] + [Path(f).name for f in raw.filenames if f is not None and Path(f).name != p.name]
     return recording_from_raw(
         raw, fmt="eeglab", user_id=user_id, session_id=session_id or default_session_id(p), source_files=files,

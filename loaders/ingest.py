@@ -8,7 +8,11 @@ Speed (``benchmarks/ingest_bench.py``): the hash of a file is computed in a thre
 (hashlib releases the GIL), unless a file of the same byte count was ingested for the user before, in which
 case it is hashed first so that a duplicate is skipped without parsing it (``meta["source_bytes"]`` keeps
 the byte counts; sessions ingested before it existed make every file hash first). The readers' own schema
-check is deferred and the merged recording is checked once before the store writes it.
+check is deferred and the merged recording is checked once before the store writes it. EEG files (EDF, BDF,
+BrainVision, FIF, EEGLAB) without stim channels are parsed in time blocks by a thread
+(:class:`xrdata.loaders.eeg.BlockFill`) while the store compresses and writes the chunks already parsed; their
+recording is then checked after its arrays are written and before the session is committed (a failure removes
+the session), and a stream that turns out to need float64 makes the session be read again whole.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +31,7 @@ import polars as pl
 
 from xrdata.errors import LoaderError, SchemaError, XRDataError
 from xrdata.loaders._registry import PathLike, default_session_id, read, resolve
+from xrdata.loaders.eeg import BlockFill, WholeReadNeeded
 from xrdata.model import Recording, Stream, check_id
 from xrdata.store import Store
 from xrdata.validation import check_writable
@@ -188,7 +194,9 @@ class _Source:
     shown: str  # key in IngestResult.skipped
     files: list[Path]  # hashed, in this order
     names_from: Path | None  # hash file names relative to this folder too (folders, BIDS)
-    load: Callable[[], Recording]
+    # load(fills): the recording; with a list (not None) a reader may leave its samples to a BlockFill thread
+    # it appends there (EEG files, see xrdata.loaders.eeg.streamed_reads)
+    load: Callable[[list[BlockFill] | None], Recording]
     start_s: float | None = None
 
 
@@ -196,35 +204,64 @@ def _commit(
     store: Store, user: str, session: str, sources: Sequence[_Source], progress: Callable[[str], None] | None,
 ) -> IngestResult:
     """Hash, read, merge, check and write ``sources`` as one session (module docstring)."""
+    try:
+        return _commit_once(store, user, session, sources, progress, stream=True)
+    except WholeReadNeeded:  # a stream's dtype needs all of its samples (float64 fallback): no overlap
+        return _commit_once(store, user, session, sources, progress, stream=False)
+
+
+def _commit_once(
+    store: Store, user: str, session: str, sources: Sequence[_Source], progress: Callable[[str], None] | None,
+    *, stream: bool,
+) -> IngestResult:
     seen = _ingested(store, user)
     result = IngestResult(user, None)
     recordings, offsets = [], []
-    with ThreadPoolExecutor(1, thread_name_prefix="xrdata-sha256") as hasher:
-        for src in sources:
-            nbytes = _nbytes(src.files)
-            digest: Future[str] = hasher.submit(_sha256, src.files, src.names_from)
-            if seen.may_hold(nbytes) and digest.result() in seen.sessions:  # a duplicate: found before parsing
-                result.skipped[src.shown] = seen.sessions[digest.result()]
-                continue
-            if progress is not None:
-                progress(src.name)
-            rec = src.load()
-            if digest.result() in seen.sessions:  # (only if a byte count in the store was wrong)
-                result.skipped[src.shown] = seen.sessions[digest.result()]
-                continue
-            rec.meta["source_sha256"] = {src.name: digest.result()}
-            rec.meta["source_bytes"] = {src.name: nbytes}
-            recordings.append(rec)
-            offsets.append(None if src.start_s is None else round(src.start_s * 1e9))
-    if not recordings:
-        return result
-    merged = merge(recordings, offsets, user, session)
+    fills: list[BlockFill] = []  # EEG files still being parsed in blocks while the store writes them
     try:
-        check_writable(merged)  # the readers deferred theirs: one pass over the samples
-    except SchemaError as exc:
-        names = ", ".join(s.name for s in sources if s.shown not in result.skipped)
-        raise SchemaError(f"{names}: {exc}", exc.violations) from exc
-    store._write_checked(merged)  # validated just above
+        with ThreadPoolExecutor(1, thread_name_prefix="xrdata-sha256") as hasher:
+            for src in sources:
+                nbytes = _nbytes(src.files)
+                digest: Future[str] = hasher.submit(_sha256, src.files, src.names_from)
+                if seen.may_hold(nbytes) and digest.result() in seen.sessions:  # a duplicate: found before parsing
+                    result.skipped[src.shown] = seen.sessions[digest.result()]
+                    continue
+                if progress is not None:
+                    progress(src.name)
+                started = len(fills)
+                rec = src.load(fills if stream else None)
+                if digest.result() in seen.sessions:  # (only if a byte count in the store was wrong)
+                    result.skipped[src.shown] = seen.sessions[digest.result()]
+                    for fill in fills[started:]:
+                        fill.close()
+                    del fills[started:]
+                    continue
+                rec.meta["source_sha256"] = {src.name: digest.result()}
+                rec.meta["source_bytes"] = {src.name: nbytes}
+                recordings.append(rec)
+                offsets.append(None if src.start_s is None else round(src.start_s * 1e9))
+        if not recordings:
+            return result
+        merged = merge(recordings, offsets, user, session)
+
+        def check() -> None:
+            for fill in fills:
+                fill.wait()
+            try:
+                check_writable(merged)  # the readers deferred theirs: one pass over the samples
+            except SchemaError as exc:
+                names = ", ".join(s.name for s in sources if s.shown not in result.skipped)
+                raise SchemaError(f"{names}: {exc}", exc.violations) from exc
+
+        if fills and store._session_attrs(user, session) is None:
+            # the samples are checked once written, before the commit (a failure removes the session)
+            store._write_checked(merged, fills=fills, check=check)
+        else:  # (a taken session id: the schema errors are reported first, as always)
+            check()
+            store._write_checked(merged)
+    finally:
+        for fill in fills:
+            fill.close()
     result.session, result.streams = session, list(merged.streams)
     return result
 
@@ -255,7 +292,7 @@ def ingest(
     A BIDS dataset root is accepted here when it holds one recording; use :func:`ingest_bids` for a
     dataset of several (one session each).
     """
-    from xrdata.loaders.eeg import deferred_check
+    from xrdata.loaders.eeg import STREAMED_FORMATS, deferred_check, streamed_reads
 
     check_id(user, "user id")
     if not paths:
@@ -274,9 +311,13 @@ def ingest(
                     "(`xrdata ingest DATASET`), which writes one session per recording"
                 )
 
-    def loader(f: Path) -> Callable[[], Recording]:
-        def load() -> Recording:
-            with deferred_check():
+    def loader(f: Path) -> Callable[[list[BlockFill] | None], Recording]:
+        def load(fills: list[BlockFill] | None) -> Recording:
+            fmt = resolve(f).name
+            streamed: AbstractContextManager[None] = (
+                streamed_reads(f, fmt, fills) if fills is not None and fmt in STREAMED_FORMATS else nullcontext()
+            )
+            with deferred_check(), streamed:
                 return read(f, user_id=user, session_id=session, **_reader_options(f, options))
 
         return load
@@ -340,8 +381,8 @@ def ingest_bids(
         except XRDataError as exc:
             raise LoaderError(f"{root_path}: {r.label}: {exc}; give the user / session id explicitly") from exc
 
-        def load(r: Any = r, uid: str = uid, sid: str = sid) -> Recording:
-            with deferred_check():
+        def load(_fills: list[BlockFill] | None, r: Any = r, uid: str = uid, sid: str = sid) -> Recording:
+            with deferred_check():  # (not streamed: the BIDS reader reworks what the EEG readers return)
                 return r.read(user_id=uid, session_id=sid)
 
         files = [f for p in r.files for f in _hashed_files(p)]

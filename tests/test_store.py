@@ -369,3 +369,56 @@ def test_time_slices_across_many_time_chunks(tmp_path: Path) -> None:
                 keep &= t < stop
             np.testing.assert_array_equal(got.time_ns, t[keep])
             np.testing.assert_array_equal(got.data, d[keep])
+
+
+class _Fill:
+    """A producer filling ``data`` in place (rows ``[0, ready)`` final); ``fail_at``: raise past that row."""
+
+    def __init__(self, data: np.ndarray, final: np.ndarray, fail_at: int | None = None) -> None:
+        self.data, self.final, self.fail_at = data, final, fail_at
+        self.asked: list[int] = []
+
+    def holds(self, data: np.ndarray) -> bool:
+        return data is self.data
+
+    def wait(self, stop: int | None = None) -> None:
+        stop = self.data.shape[0] if stop is None else min(stop, self.data.shape[0])
+        self.asked.append(stop)
+        if self.fail_at is not None and stop > self.fail_at:
+            raise StoreError("the producer failed")
+        self.data[:stop] = self.final[:stop]  # filled only when asked: a chunk encoded early would be garbage
+
+
+def test_write_waits_for_a_producer_chunk_by_chunk(tmp_path: Path) -> None:
+    """Store._write_checked(fills=...): each chunk is encoded once the producer says its rows are final."""
+    rec = _rec(seconds=120.0)
+    name = next(n for n, s in rec.streams.items() if s.data.nbytes > 4 << 20)  # several chunks
+    final = rec.streams[name].data.copy()
+    rec.streams[name]._data = np.full_like(final, np.nan)
+    fill = _Fill(rec.streams[name].data, final)
+    checked: list[bool] = []
+    store = xrdata.open_store(tmp_path / "store")
+    store._write_checked(rec, fills=[fill], check=lambda: checked.append(True))
+    assert checked == [True] and len(fill.asked) > 2 and fill.asked == sorted(fill.asked)
+    np.testing.assert_array_equal(store.read("u1", "s1").streams[name].data, final)
+
+
+def test_producer_or_check_failure_leaves_no_session_and_no_new_user(tmp_path: Path) -> None:
+    store = xrdata.open_store(tmp_path / "store")
+    store.write(_rec(seed=1))
+    for user in ("u1", "u2"):
+        rec = _rec(user, "s2", seconds=120.0)
+        name = next(n for n, s in rec.streams.items() if s.data.nbytes > 4 << 20)
+        fill = _Fill(rec.streams[name].data, rec.streams[name].data.copy(), fail_at=5000)
+        with pytest.raises(StoreError, match="the producer failed"):
+            store._write_checked(rec, fills=[fill])
+        rec2 = _rec(user, "s3")
+
+        def bad_check() -> None:
+            raise SchemaError("the samples are bad", [])
+
+        with pytest.raises(SchemaError, match="the samples are bad"):
+            store._write_checked(rec2, check=bad_check)
+    assert store.users() == ["u1"] and store.sessions("u1", include_incomplete=True) == ["s1"]
+    assert_recording_equal(store.read("u1", "s1"), _rec(seed=1))
+    assert not (tmp_path / "store" / "users" / "u2").exists()

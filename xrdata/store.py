@@ -23,10 +23,10 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import google_crc32c
 import numcodecs
@@ -70,6 +70,19 @@ FORMAT_NAME = "xrdata.store"
 FORMAT_VERSION = 1
 Mode = Literal["r", "r+", "a", "w-"]
 State = Literal["writing", "live", "complete", "deleting"]
+
+
+class RowFill(Protocol):
+    """Sample arrays a producer fills in time order while :meth:`Store._write_checked` writes them (the EEG
+    readers parse a file in blocks this way during ``xrdata.loaders.ingest``)."""
+
+    def holds(self, data: np.ndarray) -> bool:
+        """Whether ``data`` (a stream's array, the very object) is filled by this producer."""
+        ...
+
+    def wait(self, stop: int | None = None) -> None:
+        """Return once samples ``[0, stop)`` (None: all) are final; raise the producer's error if it failed."""
+        ...
 
 
 def _group_doc(attrs: Mapping[str, Any]) -> bytes:
@@ -289,9 +302,17 @@ class Store:
         check_writable(recording)
         self._write_checked(recording)
 
-    def _write_checked(self, recording: Recording) -> None:
+    def _write_checked(
+        self, recording: Recording, *, fills: Sequence[RowFill] = (), check: Callable[[], None] | None = None
+    ) -> None:
         """:meth:`write` without its :func:`check_writable` pass, for a caller that has just run it on this
-        very recording (``xrdata.loaders.ingest``: the samples of a long recording are checked once)."""
+        very recording (``xrdata.loaders.ingest``: the samples of a long recording are checked once).
+
+        ``fills``: producers still filling some streams' arrays; each chunk is encoded once its samples are
+        final, so the producer and the encoder overlap. ``check`` then runs after every array is written and
+        before the commit (the caller's validation of the finished samples); whatever it or a producer raises
+        removes the session, as any failure of the write does.
+        """
         self._require_writable()
         user, session = recording.user_id, recording.session_id
         lock = self._lock(user)
@@ -309,21 +330,30 @@ class Store:
             self._b.write_atomic(f"{base}/zarr.json", _group_doc(attrs))
             done = {**attrs, "state": "complete"}
             try:
-                written = [self._write_stream(f"{base}/streams/{name}", s) for name, s in recording.streams.items()]
+                written = [
+                    self._write_stream(f"{base}/streams/{name}", s, next((f for f in fills if f.holds(s.data)), None))
+                    for name, s in recording.streams.items()
+                ]
                 self._write_events(base, recording.events)
+                if check is not None:
+                    check()
                 # The catalog rows from what was just written, still in memory (the same values
                 # _session_rows reads back from disk when a partition is rebuilt).
                 rows = _catalog_rows(user, session, done, written, recording.events)
             except BaseException:
                 self._b.remove_tree(base)  # never leave a partial session behind
+                if not [s for s in self._b.listdir(f"users/{user}") if s != "zarr.json"]:
+                    self._b.remove_tree(f"users/{user}")  # nor a user of no session (it would be listed)
                 raise
             self._b.write_atomic(f"{base}/zarr.json", _group_doc(done))
             self._update_catalog(user, add=rows, sessions_add=[session])
         finally:
             lock.release()
 
-    def _write_stream(self, base: str, s: Stream) -> _StreamSummary:
-        """Write one stream of a batch session; returns (document, n, valid, first time, last time)."""
+    def _write_stream(self, base: str, s: Stream, fill: RowFill | None = None) -> _StreamSummary:
+        """Write one stream of a batch session; returns (document, n, valid, first time, last time).
+
+        ``fill``: the producer still filling ``s.data`` (each chunk is written once its samples are final)."""
         t = s.time_ns
         d = s.data  # any memory order: the chunk writer makes each chunk contiguous (no whole-array copy)
         n = d.shape[0]
@@ -335,7 +365,8 @@ class Store:
             "kind": "array", "chunk_samples": tenc.chunk_samples, "chunk_starts": t[:: tenc.chunk_samples].tolist(),
         }
         arr, tarr = create_stream_arrays(self._zstore, base, s, d.shape, d.dtype, enc, None if time_base else tenc)
-        valid = _fill_array(self._zstore, arr, d, validity=(s.modality, s.channels)) if n else 0
+        ready = None if fill is None else fill.wait
+        valid = _fill_array(self._zstore, arr, d, validity=(s.modality, s.channels), ready=ready) if n else 0
         if n and tarr is not None:
             _fill_array(self._zstore, tarr, t)
         # The stream document is written last (zarr created a bare group document there): the session's state
@@ -706,12 +737,18 @@ def _chunk_layout(zstore: Any, arr: Any, values: np.ndarray) -> tuple[Any, int, 
 
 
 def _fill_array(
-    zstore: Any, arr: Any, values: np.ndarray, *, validity: tuple[str, Sequence[str]] | None = None
+    zstore: Any, arr: Any, values: np.ndarray, *, validity: tuple[str, Sequence[str]] | None = None,
+    ready: Callable[[int], None] | None = None,
 ) -> int:
     """Write ``values`` into the new, empty array ``arr`` (same shape and dtype); return the number of valid
-    samples (:func:`sample_validity`) when ``validity = (modality, channels)`` is given, else 0."""
+    samples (:func:`sample_validity`) when ``validity = (modality, channels)`` is given, else 0.
+
+    ``ready(stop)``, when given, returns once ``values[:stop]`` is final (a producer still fills the rest):
+    called before the chunks up to ``stop`` are encoded."""
     layout = _chunk_layout(zstore, arr, values)
     if layout is None:
+        if ready is not None:
+            ready(values.shape[0])
         whole = np.ascontiguousarray(values)
         arr[...] = whole
         return int(sample_validity(validity[0], validity[1], whole).sum()) if validity is not None else 0
@@ -746,13 +783,18 @@ def _fill_array(
         with open(path, "wb") as fh:
             for i in range(len(starts)):
                 if pool is None:
-                    blob, v = encode(next(it))
+                    a = next(it)
+                    if ready is not None:
+                        ready(a + chunk)
+                    blob, v = encode(a)
                 else:
                     while len(pending) < window:
-                        a = next(it, None)
-                        if a is None:
+                        ahead = next(it, None)
+                        if ahead is None:
                             break
-                        pending.append(pool.submit(encode, a))
+                        if ready is not None:
+                            ready(ahead + chunk)
+                        pending.append(pool.submit(encode, ahead))
                     blob, v = pending.popleft().result()
                 fh.write(blob)
                 index[i] = (offset, len(blob))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -151,3 +154,134 @@ def test_schema_errors_name_the_file_and_nothing_is_written(fixtures_dir: Path, 
     with pytest.raises(SchemaError, match=r"bad_raw\.fif"):
         ingest([bad], store, "u1", session="s1")
     assert store.users() == [] or store.sessions("u1", include_incomplete=True) == []
+
+
+# ------------------------------------------------------------------ EEG files parsed in blocks while written
+
+
+def _fif(path: Path, *, n: int = 6007, bad: tuple[int, int, float] | None = None) -> Path:
+    """A float64 FIF of interleaved channel types (no stim channel: ingest streams it); ``bad = (channel,
+    sample, value)`` puts one value in."""
+    mne = pytest.importorskip("mne")
+    info = mne.create_info(["Fz", "EOG1", "Cz", "M1", "Pz"], 250.0, ["eeg", "eog", "eeg", "misc", "eeg"])
+    data = np.random.default_rng(3).standard_normal((5, n)) * 1e-5
+    if bad is not None:
+        data[bad[0], bad[1]] = bad[2]
+    mne.io.RawArray(data, info, first_samp=17, verbose="error").save(path, fmt="double", verbose="error")
+    return path
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """EEG blocks of 300 samples (many, not aligned with the store's chunks), each parsed a little slowly so
+    that the store's writer has to wait for them; returns the block starts parsed."""
+    mne = pytest.importorskip("mne")
+    from xrdata.loaders import eeg
+
+    monkeypatch.setattr(eeg, "_BLOCK_BYTES", 8 * 5 * 300)
+    starts: list[int] = []
+    get_data = mne.io.BaseRaw.get_data
+
+    def slow(self: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        if kwargs.get("start") is not None:
+            starts.append(int(kwargs["start"]))
+            time.sleep(0.002)
+        return get_data(self, *args, **kwargs)
+
+    monkeypatch.setattr(mne.io.BaseRaw, "get_data", slow)
+    return starts
+
+
+def test_streamed_ingest_stores_what_the_reader_returns(tmp_path: Path, small_blocks: list[int]) -> None:
+    from xrdata.loaders import read_fif
+
+    path = _fif(tmp_path / "x_raw.fif")
+    store = xrdata.open_store(tmp_path / "store")
+    assert ingest([path], store, "u1", session="s1").streams == ["eeg", "eog", "misc"]
+    assert len(small_blocks) == 21  # 6007 samples in blocks of 300: streamed
+    got, want = store.read("u1", "s1"), read_fif(path, user_id="u1", session_id="s1")
+    for name, s in want.streams.items():
+        assert got.streams[name].data.dtype == np.float32
+        np.testing.assert_array_equal(got.streams[name].data, s.data)
+        np.testing.assert_array_equal(got.streams[name].time_ns, s.time_ns)
+    assert not [t for t in threading.enumerate() if t.name == "xrdata-eeg-blocks"]
+
+
+def test_streamed_ingest_falls_back_to_float64_on_overflow(tmp_path: Path, small_blocks: list[int]) -> None:
+    """A value beyond float32's range, in a late block, makes its stream float64: read again whole."""
+    from xrdata.loaders import read_fif
+
+    path = _fif(tmp_path / "big_raw.fif", bad=(3, 5000, 1e39))
+    store = xrdata.open_store(tmp_path / "store")
+    ingest([path], store, "u1", session="s1")
+    got = store.read("u1", "s1")
+    assert got.streams["misc"].data.dtype == np.float64 and got.streams["eeg"].data.dtype == np.float32
+    assert got.streams["misc"].data[5000, 0] == 1e39
+    np.testing.assert_array_equal(got.streams["misc"].data, read_fif(path).streams["misc"].data)
+    assert store.sessions("u1") == ["s1"]
+
+
+def test_streamed_schema_error_names_the_file_and_nothing_is_written(
+    tmp_path: Path, small_blocks: list[int]
+) -> None:
+    from xrdata.errors import SchemaError
+
+    path = _fif(tmp_path / "inf_raw.fif", bad=(0, 4000, np.inf))
+    store = xrdata.open_store(tmp_path / "store")
+    with pytest.raises(SchemaError, match=r"(?s)inf_raw\.fif.*infinite value"):
+        ingest([path], store, "u1", session="s1")
+    assert len(small_blocks) == 21  # found once every block was written
+    assert store.users() == []
+
+
+def test_parse_failure_mid_stream_leaves_no_session(
+    tmp_path: Path, small_blocks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file fails after some blocks were written: a LoaderError naming it, no trace of the session (nor of
+    a user it would have created), earlier sessions intact."""
+    mne = pytest.importorskip("mne")
+    from xrdata.loaders import eeg
+
+    monkeypatch.setattr(eeg, "_BLOCK_BYTES", 8 * 5 * 3000)
+    good, broken = _fif(tmp_path / "good_raw.fif", n=4000), _fif(tmp_path / "broken_raw.fif", n=120_000)
+    store = xrdata.open_store(tmp_path / "store")
+    ingest([good], store, "u1", session="s1")
+    before = store.read("u1", "s1").streams["eeg"].data
+    get_data = mne.io.BaseRaw.get_data
+    shards: list[bool] = []
+
+    def failing(self: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        if int(kwargs.get("start") or 0) >= 90_000:
+            # the first chunk (52428 samples of 5 float32 channels) is in the store's shard file by now
+            shards.append((tmp_path / "store/users" / user / "s2/streams/eeg/data/c/0/0").is_file())
+            raise OSError("disk went away")
+        return get_data(self, *args, **kwargs)
+
+    monkeypatch.setattr(mne.io.BaseRaw, "get_data", failing)
+    for user in ("u1", "u2"):
+        with pytest.raises(LoaderError, match=r"broken_raw\.fif: cannot read as fif: OSError: disk went away"):
+            ingest([broken], store, user, session="s2")
+    assert shards == [True, True]
+    assert store.users() == ["u1"] and store.sessions("u1", include_incomplete=True) == ["s1"]
+    assert not (tmp_path / "store" / "users" / "u1" / "s2").exists()
+    np.testing.assert_array_equal(store.read("u1", "s1").streams["eeg"].data, before)
+    assert not [t for t in threading.enumerate() if t.name == "xrdata-eeg-blocks"]
+
+
+def test_duplicate_found_after_a_streamed_parse_is_skipped(
+    tmp_path: Path, small_blocks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file recognised as ingested only once parsed (its byte count was not known): its block thread is
+    stopped and the other file of the session is written alone."""
+    from xrdata.loaders.ingest import _Ingested
+
+    a, b = _fif(tmp_path / "a_raw.fif"), _fif(tmp_path / "b_raw.fif", n=3001)
+    store = xrdata.open_store(tmp_path / "store")
+    ingest([a], store, "u1", session="s1")
+    monkeypatch.setattr(_Ingested, "may_hold", lambda self, nbytes: False)
+    res = ingest([a, b], store, "u1", session="s2")
+    assert res.skipped == {str(a): "s1"} and res.session == "s2"
+    np.testing.assert_array_equal(
+        store.read("u1", "s2").streams["eeg"].data, read(b, user_id="u1", session_id="s2").streams["eeg"].data
+    )
+    assert not [t for t in threading.enumerate() if t.name == "xrdata-eeg-blocks"]
