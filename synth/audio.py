@@ -80,8 +80,19 @@ def gaussian_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     Each value is the normal quantile of 16 random bits (65536 equiprobable levels, tails cut at 4.3 sigma,
     unit variance), which is indistinguishable from Gaussian sensor noise and deterministic given ``rng``.
     """
-    idx = np.frombuffer(rng.bytes(2 * int(n)), dtype="<u2")
-    return np.take(_normal_table(), idx)
+    n = int(n)
+    # the 32-bit words rng.bytes(2 * n) would draw, read as little-endian 16-bit halves: the same values,
+    # without its three copies (astype, tobytes, the slice)
+    words = rng.integers(0, 1 << 32, size=(2 * n - 1) // 4 + 1 if n else 0, dtype=np.uint32)
+    idx = words.astype("<u4", copy=False).view("<u2")[:n]
+    table = _normal_table()
+    out = np.empty(idx.size, np.float32)
+    # np.take converts its indices to intp first: in pieces that copy stays in cache instead of being a
+    # temporary twice the size of the output; mode="wrap" (the indices are all valid) skips the buffered out
+    step = 1 << 16
+    for i in range(0, idx.size, step):
+        np.take(table, idx[i : i + step], out=out[i : i + step], mode="wrap")
+    return out
 
 
 class ColoredNoise:
@@ -577,7 +588,8 @@ def _synthesize(
         target = 10 ** ((levels_db[spk] - full_scale_db) / 20) / np.sqrt(2)
         g = np.float32(target / max(np.sqrt(energy / n_active), 1e-20))
         for s, P, y in pieces:
-            yg = y * g
+            yg = y
+            yg *= g  # in place: y is not used again
             if np.all(s[1:] >= s[:-1] + P[:-1]):  # disjoint phones: one slice each, cheaper than a scatter
                 off = 0
                 for a, p in zip(s.tolist(), P.tolist(), strict=True):
@@ -614,9 +626,10 @@ def _noise_source(
     kind: str, L: np.ndarray, off: np.ndarray, gain: np.ndarray, total: int, fs: float, rng: np.random.Generator,
 ) -> np.ndarray:
     """White noise with the envelope of a fricative (ramps) or a plosive (closure, then a decaying burst)."""
-    idx = _ranges(off, L)
     owner = np.repeat(np.arange(L.size), L)
-    tt = (idx - off[owner]) / fs
+    within = np.arange(owner.size, dtype=np.int64) - np.repeat(np.cumsum(L) - L, L)  # sample in its phone
+    idx = within + off[owner]  # = _ranges(off, L)
+    tt = within / fs
     T = L[owner] / fs
     if kind == "P":
         tb = 0.6 * T

@@ -126,10 +126,17 @@ def gilbert_elliott(rng: np.random.Generator, n: int, p: float, r: float) -> np.
 
 def mask_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Runs of True in a 1-D mask: (first index, length) arrays."""
-    m = np.asarray(mask, dtype=np.int8)
-    d = np.diff(np.concatenate([[0], m, [0]]))
-    starts = np.flatnonzero(d == 1)
-    stops = np.flatnonzero(d == -1)
+    m = np.asarray(mask, dtype=bool)
+    if m.size == 0:
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    # one comparison pass over the mask (no padded copy, no int8 difference array): the indices where the
+    # value changes alternate start, stop, start, ... once a leading True and a trailing True are closed
+    edges = np.flatnonzero(m[1:] != m[:-1]) + 1
+    if m[0]:
+        edges = np.concatenate([[0], edges])
+    if m[-1]:
+        edges = np.concatenate([edges, [m.size]])
+    starts, stops = edges[0::2], edges[1::2]
     return starts, stops - starts
 
 
@@ -256,8 +263,8 @@ def inject(
         rows.append({"stream": key, "cause": cause, "first_sample": int(a), "n_samples": int(k),
                      "start_ns": int(t[a]), "stop_ns": stop})
     summary = {"ge_p": p, "ge_r": r, "ge_step_samples": step, "loss_rate_target": loss.loss_rate,
-               "burst_s": loss.burst_s, "injected_frac": float(mask.mean()) if n else 0.0,
-               "event_frac": float(ev.mean()) if n else 0.0}
+               "burst_s": loss.burst_s, "injected_frac": float(np.count_nonzero(mask)) / n if n else 0.0,
+               "event_frac": float(np.count_nonzero(ev)) / n if n else 0.0}
     return mask, rows, summary
 
 

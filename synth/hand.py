@@ -576,28 +576,30 @@ def _right_mul_matrix(b: np.ndarray) -> np.ndarray:
     return np.array([[bw, -bz, by, -bx], [bz, bw, -bx, -by], [-by, bx, bw, -bz], [bx, by, bz, bw]])
 
 
-def _rotation_rows(q: np.ndarray) -> np.ndarray:
-    """(N, 9) rotation matrices (row-major) of quaternions q (N, 4)."""
-    x, y, z, w = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+def _rotation_rows_t(q: np.ndarray) -> np.ndarray:
+    """(9, N) rotation matrices of quaternions q (4, N): row-major entries first, frames last."""
+    x, y, z, w = q[0], q[1], q[2], q[3]
     return np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
                      2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                     2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=1)
+                     2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
 
 
-def _small_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a (N, K) @ b (K, M) for small K as K multiply-adds: no BLAS call, so no hidden threads."""
-    out = a[:, 0, None] * b[0]
+def _small_matmul_t(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """(a.T @ b).T for a (K, N), b (K, M) and small K, as K multiply-adds: (M, N); no BLAS call, so no
+    hidden threads and a fixed summation order."""
+    out = b[0][:, None] * a[0]
     for k in range(1, b.shape[0]):
-        out += a[:, k, None] * b[k]
+        out += b[k][:, None] * a[k]
     return np.asarray(out)
 
 
-def _apply_rows(rows: np.ndarray, vecs: np.ndarray) -> np.ndarray:
-    """Rotate constant vectors (K, 3) by per-frame rotations (N, 9 row-major) -> (N, K, 3)."""
-    out = np.empty((rows.shape[0], len(vecs), 3))
+def _apply_rows_t(rows: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+    """Rotate constant vectors (K, 3) by per-frame rotations (9, N) -> (K, 3, N); float64 holding the float32
+    products and sums (the positions built on them add in float64)."""
+    out = np.empty((len(vecs), 3, rows.shape[1]))
     for i in range(3):
-        out[:, :, i] = rows[:, 3 * i, None] * vecs[:, 0] + rows[:, 3 * i + 1, None] * vecs[:, 1] \
-            + rows[:, 3 * i + 2, None] * vecs[:, 2]
+        out[:, i] = vecs[:, 0, None] * rows[3 * i] + vecs[:, 1, None] * rows[3 * i + 1] \
+            + vecs[:, 2, None] * rows[3 * i + 2]
     return out
 
 
@@ -609,7 +611,10 @@ def _fk_world(ctrl: np.ndarray, geo: _Geometry, left: bool, neck: np.ndarray, he
     Same kinematics as :func:`forward_kinematics`, but the stage transform (neck, heading, hand pose, the
     mirror for the left hand) is applied to the five chain frames rather than to every joint; products with
     constant quaternions and rotations of constant vectors are explicit multiply-adds. Offsets from the wrist
-    (< 0.25 m) are computed in float32 (~1e-8 m), the wrist itself in float64."""
+    (< 0.25 m) are computed in float32 (~1e-8 m), the wrist itself in float64.
+
+    Per-frame quantities are held frames-last ((5, 3, m) rather than (m, 5, 3)): the many small broadcasts
+    then run along frames, and the frame is transposed into ``dst`` once per chunk."""
     f32 = np.float32
     mq = (_MIRROR_Q if left else np.ones(4)).astype(f32)
     mp = _MIRROR_POS if left else np.ones(3)
@@ -617,71 +622,74 @@ def _fk_world(ctrl: np.ndarray, geo: _Geometry, left: bool, neck: np.ndarray, he
     consts = np.vstack([geo.chain_start * mp, geo.palm * mp, geo.bases * mp]).astype(f32)  # (10, 3)
     chain_m = np.concatenate([_right_mul_matrix(b) for b in geo.chain_q * mq], axis=1).astype(f32)  # (4, 20)
     meta_m = np.concatenate([_right_mul_matrix(b) for b in geo.meta_q * mq], axis=1).astype(f32)  # (4, 16)
-    chain_len = geo.chain_len.astype(f32)
+    chain_len = geo.chain_len.astype(f32)[:, :, None]  # (5, 3, 1)
     with_quat = dst.shape[-1] >= 7
     n = ctrl.shape[0]
     for i0 in range(0, n, chunk):
         sl = slice(i0, min(n, i0 + chunk))
         c = ctrl[sl].astype(f32)
         m = c.shape[0]
-        buf = np.empty((m, 26, 7 if with_quat else 3), dtype=f32)
-        fingers = buf[:, 6:].reshape(m, 4, 5, -1)  # index, middle, ring, little: metacarpal .. tip
-        f = np.radians(c[:, C_FING])
-        half = np.empty((m, 5, 3), dtype=f32)  # -phi / 2: cumulative flexion of each bone
-        half[:, :4, 0], half[:, :4, 1], half[:, :4, 2] = f[:, 0:16:4], f[:, 2:16:4], f[:, 3:16:4]
-        half[:, 4, 0], half[:, 4, 1], half[:, 4, 2] = f[:, 16], f[:, 18], f[:, 19]
-        half[..., 1] += half[..., 0]
-        half[..., 2] += half[..., 1]
+        buf = np.empty((26, 7 if with_quat else 3, m), dtype=f32)  # joint, channel, frame
+        fingers = buf[6:].reshape(4, 5, -1, m)  # index, middle, ring, little: metacarpal .. tip
+        f = np.radians(c[:, C_FING]).T  # (20, m)
+        half = np.empty((5, 3, m), dtype=f32)  # -phi / 2: cumulative flexion of each bone
+        half[:4, 0], half[:4, 1], half[:4, 2] = f[0:16:4], f[2:16:4], f[3:16:4]
+        half[4, 0], half[4, 1], half[4, 2] = f[16], f[18], f[19]
+        half[:, 1] += half[:, 0]
+        half[:, 2] += half[:, 1]
         half *= f32(-0.5)
         sh, ch = np.sin(half), np.cos(half)
-        abd = np.empty((m, 5), dtype=f32)
-        abd[:, :4] = f[:, 1:16:4]
-        abd[:, 4] = f[:, 17]
+        abd = np.empty((5, m), dtype=f32)
+        abd[:4] = f[1:16:4]
+        abd[4] = f[17]
         abd *= f32(0.5 * sign)
         ya, yc = np.sin(abd), np.cos(abd)
         ypr = np.radians(c[:, C_YPR])
-        qhead = quat_axis(1, heading[sl]).astype(f32)
-        qt = quat_mul(qhead, quat_from_ypr(ypr[:, 0], ypr[:, 1], ypr[:, 2]).astype(f32) * mq)  # hand -> stage
-        base = neck[sl] + quat_rotate(quat_axis(1, heading[sl]), ctrl[sl, C_POS] * mp)  # wrist, float64
-        pq = _small_matmul(qt, chain_m).reshape(m, 5, 4)  # qt (x) chain base frames
-        px, py, pz, pw = pq[..., 0], pq[..., 1], pq[..., 2], pq[..., 3]
+        qhead = quat_axis(1, heading[sl])  # float64: the wrist below; float32 for the hand's rotation
+        qt = quat_mul(qhead.astype(f32), quat_from_ypr(ypr[:, 0], ypr[:, 1], ypr[:, 2]).astype(f32) * mq)
+        base = neck[sl] + quat_rotate(qhead, ctrl[sl, C_POS] * mp)  # wrist, float64
+        qtt = np.ascontiguousarray(qt.T)  # (4, m)
+        pq = _small_matmul_t(chain_m, qtt).reshape(5, 4, m)  # qt (x) chain base frames
+        px, py, pz, pw = pq[:, 0], pq[:, 1], pq[:, 2], pq[:, 3]
         gx, gy, gz, gw = px * yc - pz * ya, pw * ya + py * yc, px * ya + pz * yc, pw * yc - py * ya  # (x) q_y(abd)
-        # chain-frame columns 1 (y) and 2 (z) in stage space
-        c1 = np.stack([2 * (gx * gy - gw * gz), 1 - 2 * (gx * gx + gz * gz), 2 * (gy * gz + gw * gx)], axis=-1)
-        c2 = np.stack([2 * (gx * gz + gw * gy), 2 * (gy * gz - gw * gx), 1 - 2 * (gx * gx + gy * gy)], axis=-1)
+        # chain-frame columns 1 (y) and 2 (z) in stage space, (5, 3, m)
+        c1 = np.stack([2 * (gx * gy - gw * gz), 1 - 2 * (gx * gx + gz * gz), 2 * (gy * gz + gw * gx)], axis=1)
+        c2 = np.stack([2 * (gx * gz + gw * gy), 2 * (gy * gz - gw * gx), 1 - 2 * (gx * gx + gy * gy)], axis=1)
         # the chain is planar: bone k along (0, -sin phi_k, -cos phi_k), with sin phi = -2 sh ch and
         # cos phi = ch^2 - sh^2; sum the bones in 2-D, then map to stage space
         vy = chain_len * (2 * sh * ch)
         vz = chain_len * (sh * sh - ch * ch)
-        vy[..., 1] += vy[..., 0]
-        vy[..., 2] += vy[..., 1]
-        vz[..., 1] += vz[..., 0]
-        vz[..., 2] += vz[..., 1]
-        rot = _apply_rows(_rotation_rows(qt), consts)  # (m, 10, 3) constant points, relative to the wrist
-        pts = vy[..., None] * c1[:, :, None, :] + vz[..., None] * c2[:, :, None, :] + rot[:, :5, None, :]
-        buf[:, 0, :3] = rot[:, 5]
-        buf[:, 1, :3] = 0.0
-        fingers[:, :, 0, :3] = rot[:, 6:]
-        fingers[:, :, 1, :3] = rot[:, :4]
-        fingers[:, :, 2:, :3] = pts[:, :4]
-        buf[:, 2, :3] = rot[:, 4]
-        buf[:, 3:6, :3] = pts[:, 4]
-        buf[..., :3] += base[:, None, :].astype(f32)
+        vy[:, 1] += vy[:, 0]
+        vy[:, 2] += vy[:, 1]
+        vz[:, 1] += vz[:, 0]
+        vz[:, 2] += vz[:, 1]
+        rot = _apply_rows_t(_rotation_rows_t(qtt), consts)  # (10, 3, m) constant points, relative to the wrist
+        pts = vy[:, :, None, :] * c1[:, None] + vz[:, :, None, :] * c2[:, None] + rot[:5, None]  # (5, 3, 3, m)
+        pos = buf[:, :3]
+        pos[0] = rot[5]
+        pos[1] = 0.0
+        fingers[:, 0, :3] = rot[6:]
+        fingers[:, 1, :3] = rot[:4]
+        fingers[:, 2:, :3] = pts[:4]
+        pos[2] = rot[4]
+        pos[3:6] = pts[4]
+        pos += base.T.astype(f32)
         if with_quat:
-            gx, gy, gz, gw = gx[..., None], gy[..., None], gz[..., None], gw[..., None]
-            qj = np.stack([gw * sh + gx * ch, gy * ch + gz * sh, gz * ch - gy * sh, gw * ch - gx * sh], axis=-1)
-            fingers[:, :, 1:4, 3:] = qj[:, :4]
-            fingers[:, :, 4, 3:] = qj[:, :4, 2]
-            fingers[:, :, 0, 3:] = _small_matmul(qt, meta_m).reshape(m, 4, 4)
-            buf[:, 2:5, 3:] = qj[:, 4]
-            buf[:, 5, 3:] = qj[:, 4, 2]
-            buf[:, 0, 3:] = qt
+            gx, gy, gz, gw = gx[:, None], gy[:, None], gz[:, None], gw[:, None]
+            qj = np.stack([gw * sh + gx * ch, gy * ch + gz * sh, gz * ch - gy * sh, gw * ch - gx * sh], axis=2)
+            fingers[:, 1:4, 3:] = qj[:4]
+            fingers[:, 4, 3:] = qj[:4, 2]
+            fingers[:, 0, 3:] = _small_matmul_t(meta_m, qtt).reshape(4, 4, m)
+            buf[2:5, 3:] = qj[4]
+            buf[5, 3:] = qj[4, 2]
+            buf[0, 3:] = qtt
             wr = np.radians(ctrl[sl, C_WRIST])
             wrist_local = quat_conj(_qmul_x(_qmul_y(np.array([[0.0, 0.0, 0.0, 1.0]]), wr[:, 1:2])[:, 0], -wr[:, 0]))
-            buf[:, 1, 3:] = quat_mul(qt, wrist_local.astype(f32) * mq)
-            dst[sl, :, :7] = buf
-        else:
-            dst[sl] = buf
+            buf[1, 3:] = quat_mul(qt, wrist_local.astype(f32) * mq).T
+        out = dst[sl]
+        for j in range(26):  # one (joint, channel) row at a time: long strided rows, not 7-element loops
+            for k in range(buf.shape[1]):
+                out[:, j, k] = buf[j, k]
 
 
 def _palm_world(ctrl: np.ndarray, geo: _Geometry, left: bool, neck: np.ndarray, heading: np.ndarray) -> np.ndarray:
@@ -735,9 +743,11 @@ def _spline_noise(rng: np.random.Generator, n: int, rate: float, channels: int) 
     w = np.stack([(1 - f) ** 3, 3 * f**3 - 6 * f**2 + 4, -3 * f**3 + 3 * f**2 + 3 * f + 1, f**3], axis=1) / 6.0
     w /= np.sqrt(np.mean(np.sum(w * w, axis=1)))  # unit variance on average over a knot interval
     knots = rng.standard_normal((nk + 3, channels))
-    out = np.zeros((nk, r, channels))
-    for c in range(4):
-        out += w[None, :, c, None] * knots[c:c + nk, None, :]
+    # the first term written, the others added through one reused buffer: no zero fill, no fresh temporaries
+    out = np.multiply(w[None, :, 0, None], knots[0:nk, None, :])
+    term = np.empty_like(out)
+    for c in range(1, 4):
+        out += np.multiply(w[None, :, c, None], knots[c:c + nk, None, :], out=term)
     return out.reshape(-1, channels)[:n]
 
 
@@ -788,7 +798,8 @@ def generate_hand(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         kt, kv = np.asarray(tr.t), np.asarray(tr.v)
         left = side == "left"
         tremor = _tremor(rng, n, rate, float(user.tremor_hz), float(user.tremor_amp_g))
-        err = _spline_noise(rng, n, rate, N_CONTROL - 1) * sigma
+        err = _spline_noise(rng, n, rate, N_CONTROL - 1)
+        err *= sigma
         phase_shift = np.pi if side == "right" else 0.0
         # what the tracker sees: the hand at t - latency (all controls), and the true palm now
         ctrl = minjerk_interp(t - latency, kt, kv)
@@ -832,16 +843,21 @@ def generate_hand(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         tracked[:, h] = in_view[:, h] & ~lost
         conf[:, h] = np.clip(0.97 - 0.35 * overlap - 0.2 * edge[:, h] + rng.normal(0, 0.01, n), 0.3, 1.0)
     # ---- the tracker's output: joints of the tracked frames (untracked frames are NaN, never computed).
-    # Whole (26, 9) frames are assembled first and scattered once: contiguous rows copy fast.
+    # Whole (26, 9) frames are assembled first and scattered: contiguous rows copy fast. Per piece of frames,
+    # so the assembled block stays in cache and is reused instead of being a second copy of the stream.
     lost_frame = np.full((26, 9), np.nan, dtype=np.float32)
     lost_frame[:, 8] = 0.0
+    piece = 2048  # = _fk_world's chunk
+    block = np.empty((piece, 26, 9), dtype=np.float32)
+    block[..., 7] = geo.radius
     for h in range(2):
         idx = np.flatnonzero(tracked[:, h])
-        block = np.empty((len(idx), 26, 9), dtype=np.float32)
-        _fk_world(reported[h][idx], geo, h == 0, bp_rep.neck[idx], bp_rep.heading[idx], block)
-        block[..., 7] = geo.radius
-        block[..., 8] = conf[idx, h, None]
-        out[idx, h] = block
+        for i0 in range(0, len(idx), piece):
+            rows = idx[i0 : i0 + piece]
+            b = block[: len(rows)]
+            _fk_world(reported[h][rows], geo, h == 0, bp_rep.neck[rows], bp_rep.heading[rows], b, chunk=piece)
+            b[..., 8] = conf[rows, h, None]
+            out[rows, h] = b
         out[~tracked[:, h], h] = lost_frame
 
     ctx.hand_overlap = intervals_from_mask(t_ns, overlap)

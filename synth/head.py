@@ -200,10 +200,17 @@ def minjerk_interp(t: np.ndarray, kt: np.ndarray, kv: np.ndarray) -> np.ndarray:
     tau = np.divide(t - t0, span, out=np.ones_like(t, dtype=np.float64), where=span > 0)
     s = minjerk(tau)
     # kv[i + 1] - kv[i] gathered from the K - 1 keyframe differences: the same subtraction, so the same bits,
-    # without a second (N, C) gather and an (N, C) subtraction
-    out = np.diff(kv, axis=0)[i]
-    out *= s[:, None]
-    out += kv[i]
+    # without a second (N, C) gather and an (N, C) subtraction. In pieces of rows, so the gathered keyframe
+    # values are added while in cache rather than from a second (N, C) array.
+    d = np.diff(kv, axis=0)
+    out = np.empty((len(t), kv.shape[1]))
+    step = max(256, (1 << 15) // kv.shape[1])
+    for a in range(0, len(t), step):
+        ii = i[a : a + step]
+        o = out[a : a + step]
+        np.take(d, ii, axis=0, out=o, mode="clip")  # i is in range: "clip" only skips the buffered copy
+        o *= s[a : a + step, None]
+        o += kv[ii]
     return out
 
 
@@ -289,14 +296,18 @@ def catmull_rom(x: np.ndarray, fs: float, t: np.ndarray) -> np.ndarray:
     m = x.shape[0]
     u = np.clip(t * fs, 0.0, m - 1.000001)
     j = np.floor(u).astype(np.int64)
-    f = (u - j)[:, None]
-    p0 = x[np.clip(j - 1, 0, m - 1)]
-    p1 = x[j]
-    p2 = x[np.clip(j + 1, 0, m - 1)]
-    p3 = x[np.clip(j + 2, 0, m - 1)]
-    return 0.5 * (
+    f = u - j
+    # channel-major (C, N): the broadcasts of f run along the samples, not along the few channels; the
+    # result is returned as its (N, C) transposed view
+    xt = np.ascontiguousarray(x.T)
+    p0 = xt[:, np.clip(j - 1, 0, m - 1)]
+    p1 = xt[:, j]
+    p2 = xt[:, np.clip(j + 1, 0, m - 1)]
+    p3 = xt[:, np.clip(j + 2, 0, m - 1)]
+    out: np.ndarray = 0.5 * (
         2 * p1 + (-p0 + p2) * f + (2 * p0 - 5 * p1 + 4 * p2 - p3) * f * f + (-p0 + 3 * p1 - 3 * p2 + p3) * f**3
     )
+    return out.T
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -578,9 +589,10 @@ class HeadModel:
         j = np.floor(u).astype(np.int64)
         w = _catmull_weights(u - j)
         idx = j - 1 - self.first
-        kn = self.knots
-        x = w[:, 0, None] * kn[idx] + w[:, 1, None] * kn[idx + 1] + w[:, 2, None] * kn[idx + 2] \
-            + w[:, 3, None] * kn[idx + 3]
+        kn = np.ascontiguousarray(self.knots.T)  # (7, K): the weights broadcast along samples
+        wt = np.ascontiguousarray(w.T)
+        xt = wt[0] * kn[:, idx] + wt[1] * kn[:, idx + 1] + wt[2] * kn[:, idx + 2] + wt[3] * kn[:, idx + 3]
+        x = np.ascontiguousarray(xt.T)
         return x[:, :3], x[:, 3:] / np.linalg.norm(x[:, 3:], axis=1, keepdims=True)
 
     def pose(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -629,41 +641,45 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
     steps = rng.standard_normal((nk_all, 6)) * (np.sqrt(1.0 / fc) * np.repeat([wa, wg], 3))
     walk = (np.concatenate([ba, bg])[None] + np.cumsum(steps, axis=0) - steps[0]).astype(f32)
     # Catmull-Rom as a cubic per knot interval j: q(f) = c0 + c1 f + c2 f^2 + c3 f^3 from knots j-1 .. j+2
-    qk = kn[:, 3:]
-    c0 = qk[1:-2]
-    c1 = 0.5 * (qk[2:-1] - qk[:-3])
-    c2 = 0.5 * (2 * qk[:-3] - 5 * qk[1:-2] + 4 * qk[2:-1] - qk[3:])
-    c3 = 0.5 * (-qk[:-3] + 3 * qk[1:-2] - 3 * qk[2:-1] + qk[3:])
     # component-major (4 components, 4 coefficients, K-3) and (3, K): every operation below runs on
     # contiguous rows; interval j at column j - model.first - 1
-    coef = np.ascontiguousarray(np.stack([c0, c1, c2, c3]).astype(f32).transpose(2, 0, 1))
+    qk = np.ascontiguousarray(kn[:, 3:].T)
+    coef = np.empty((4, 4, len(kn) - 3), dtype=f32)
+    coef[:, 0] = qk[:, 1:-2]
+    coef[:, 1] = 0.5 * (qk[:, 2:-1] - qk[:, :-3])
+    coef[:, 2] = 0.5 * (2 * qk[:, :-3] - 5 * qk[:, 1:-2] + 4 * qk[:, 2:-1] - qk[:, 3:])
+    coef[:, 3] = 0.5 * (-qk[:, :-3] + 3 * qk[:, 1:-2] - 3 * qk[:, 2:-1] + qk[:, 3:])
     pk = kn[:, :3]
     d2 = np.zeros_like(pk)
     d2[1:-1] = (pk[2:] - 2.0 * pk[1:-1] + pk[:-2]) * (fc * fc)
     d2 = np.ascontiguousarray(d2.astype(f32).T)
-    fr = (np.arange(r) / r).astype(f32)[None, :]
+    # samples of knot interval j at fractions fr (r, 1); every (r, nk) array below holds sample j * r + i at
+    # [i, j]: broadcasts then run along knots (long contiguous rows), not along the r (~10) samples of a knot
+    fr = (np.arange(r) / r).astype(f32)[:, None]
     wa0, wa1 = 2.0 - 3.0 * fr, 3.0 * fr - 1.0
     g_up = f32(GRAVITY)
     f_c = f32(fc)
-    chunk = 2048 * r
-    plane = np.empty((6, chunk), dtype=f32)
+    kc = 2048  # knot intervals per chunk
+    chunk = kc * r
+    plane = np.empty((6, r, kc), dtype=f32)
+    noise_buf = np.empty((chunk, 6), dtype=f32)
     for i0 in range(0, m, chunk):
         i1 = min(m, i0 + chunk)
-        j0, j1 = i0 // r, (i1 - 1) // r + 1  # knot intervals covering the samples
+        j0, j1 = i0 // r, (i1 - 1) // r + 1  # knot intervals covering the samples (i0 = j0 * r)
         b0 = j0 - model.first  # row of knot j0
-        lo, hi = i0 - j0 * r, i1 - j0 * r
-        q: list[np.ndarray] = []  # x, y, z, w of the quaternion and of its time derivative, (i1 - i0,) each
+        nk = j1 - j0
+        q: list[np.ndarray] = []  # x, y, z, w of the quaternion and of its time derivative, (r, nk) each
         qd: list[np.ndarray] = []
         for c in range(4):
-            a0, a1, a2, a3 = (coef[c, k, b0 - 1:j1 - model.first - 1, None] for k in range(4))  # (nk, 1)
-            q.append((a0 + fr * (a1 + fr * (a2 + fr * a3))).reshape(-1)[lo:hi])
-            qd.append(((a1 + fr * (2 * a2 + 3 * fr * a3)) * f_c).reshape(-1)[lo:hi])
+            a0, a1, a2, a3 = (coef[c, k, None, b0 - 1:j1 - model.first - 1] for k in range(4))  # (1, nk)
+            q.append(a0 + fr * (a1 + fr * (a2 + fr * a3)))
+            qd.append((a1 + fr * (2 * a2 + 3 * fr * a3)) * f_c)
         ux, uy, uz, w = q
         vx, vy, vz, sv = qd
-        ax, ay, az = ((wa0 * d2[c, b0:j1 - model.first, None] + wa1 * d2[c, b0 + 1:j1 - model.first + 1, None])
-                      .reshape(-1)[lo:hi] for c in range(3))
+        ax, ay, az = (wa0 * d2[c, None, b0:j1 - model.first] + wa1 * d2[c, None, b0 + 1:j1 - model.first + 1]
+                      for c in range(3))
         n2 = ux * ux + uy * uy + uz * uz + w * w
-        block = plane[:, : i1 - i0]
+        block = plane[:, :, :nk]
         # body rate: 2 vec(q* q') / |q|^2 = 2 (w v - s u - u x v) / |q|^2
         k2 = 2.0 / n2
         np.multiply(k2, w * vx - sv * ux - (uy * vz - uz * vy), out=block[3])
@@ -678,9 +694,16 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
         block[1] = ay + w * ty + uz * tx - ux * tz
         block[2] = az + w * tz + ux * ty - uy * tx
         dst = out[i0:i1]
-        dst[:] = block.T
-        dst += np.broadcast_to(walk[b0:j1 - model.first, None, :], (j1 - j0, r, 6)).reshape(-1, 6)[lo:hi]
-        noise = rng.standard_normal((i1 - i0, 6), dtype=f32)
+        full = (i1 - i0) // r  # whole knot intervals; the last chunk may end inside one
+        rows = dst[: full * r].reshape(full, r, 6)
+        for c in range(6):  # one component at a time: long strided rows, not 6-element inner loops
+            rows[:, :, c] = block[c, :, :full].T
+        rows += walk[b0:b0 + full, None, :]
+        if full < nk:
+            tail = dst[full * r:]
+            tail[:] = block[:, : len(tail), full].T
+            tail += walk[b0 + full]
+        noise = rng.standard_normal(dtype=f32, out=noise_buf[: i1 - i0])
         noise *= sd
         dst += noise
     return out
