@@ -361,11 +361,7 @@ def _transpose_to(data: np.ndarray, rows: Sequence[int], dtype: type[np.floating
     idx = np.asarray(rows, dtype=np.intp)
     out = np.empty((idx.size, data.shape[1]), dtype=dtype)
     with np.errstate(over="raise"):
-        if idx.size and bool((np.diff(idx) == 1).all()):
-            np.copyto(out, data[int(idx[0]) : int(idx[-1]) + 1], casting="same_kind")
-        else:
-            for k, i in enumerate(idx.tolist()):
-                out[k] = data[i]
+        _cast_rows(data, idx, out)
     return out.T
 
 
