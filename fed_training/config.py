@@ -115,6 +115,7 @@ class FedConfig:
     prox_mu: float = 0.0  # FedProx proximal term weight; 0 = FedAvg local objective
     logit_adjust: bool = False  # train on logits + log(label prior of the training data): label-skew correction
     decorr: float = 0.0  # weight of the feature decorrelation loss (FedDecorr): against label-skew feature collapse
+    modality_drop: float = 0.0  # training only: chance a window's present modality is hidden (ModDrop), for robustness
     server_opt: Literal["fedavg", "fedavgm", "fedadam", "fedyogi"] = "fedavg"  # server update rule
     server_lr: float = 1.0  # server learning rate (1.0 with fedavg = plain averaging)
     server_betas: tuple[float, float] = (0.9, 0.99)  # FedAdam/FedYogi moments; betas[0]: FedAvgM momentum
@@ -182,9 +183,10 @@ PRESETS: dict[str, TrainConfig] = {
     "benchmark": TrainConfig(
         model=ModelConfig(d_model=64, n_layers=2, n_heads=4, n_experts=4, top_k=2, lora_rank=4),
         # feature decorrelation against label-skew collapse, the last 10 rounds' global models averaged and the
-        # heads calibrated on the clients' class statistics (benchmarks/README.md has the ablation)
+        # heads calibrated on the clients' class statistics, modality drop against bursty missing streams
+        # (benchmarks/README.md has the ablation)
         fed=FedConfig(rounds=60, clients_per_round=10, local_steps=25, decorr=0.1, tail_rounds=10,
-                      calibrate_heads=True),
+                      calibrate_heads=True, modality_drop=0.15),
     ),
 }
 

@@ -275,7 +275,7 @@ def run_federated(
                 seed=plan.seeds[u], weight_decay=fed.weight_decay, train_groups=fed.train_groups,
                 prox_mu=fed.prox_mu, time_s=fed.local_time_s, opt_state=opt_states.get(u),
                 keep_opt_state=fed.optimizer_state == "keep", logit_adjust=fed.logit_adjust, decorr=fed.decorr,
-                device=cfg.device,
+                modality_drop=fed.modality_drop, device=cfg.device,
             )
             if res.opt_state is not None:
                 opt_states[u] = res.opt_state

@@ -403,7 +403,8 @@ class _Client:
             weight_decay=_number(conf, "weight-decay"), train_groups=tuple(groups), prox_mu=_number(conf, "prox-mu"),
             time_s=time_s if time_s > 0 else None, opt_state=_load_opt_state(context.state) if keep else None,
             keep_opt_state=keep, logit_adjust=bool(conf.get("logit-adjust", False)),
-            decorr=_number(conf, "decorr"), device=str(conf["device"]),
+            decorr=_number(conf, "decorr"),
+            modality_drop=_number(conf, "modality-drop"), device=str(conf["device"]),
         )
         if keep and res.opt_state is not None:
             _save_opt_state(context.state, res.opt_state)
@@ -534,7 +535,8 @@ class XRDataStrategy(Strategy):
                 "seed": plan.seeds[u], "batch-size": fed.batch_size, "lr": fed.lr,
                 "weight-decay": fed.weight_decay, "train-groups": list(fed.train_groups), "prox-mu": fed.prox_mu,
                 "time-s": float(fed.local_time_s or 0.0), "keep-opt-state": fed.optimizer_state == "keep",
-                "logit-adjust": fed.logit_adjust, "decorr": fed.decorr, "compression": fed.compression,
+                "logit-adjust": fed.logit_adjust, "decorr": fed.decorr, "modality-drop": fed.modality_drop,
+                "compression": fed.compression,
                 "topk-frac": fed.topk_frac, "device": self.cfg.device,
             })
             content = RecordDict({"arrays": arrays, "config": conf})

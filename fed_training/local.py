@@ -25,7 +25,10 @@ from xrdata.fed_training.config import TaskSpec, group_of, selected
 from xrdata.fed_training.data import ClientData, to_tensors
 from xrdata.fed_training.model import M3T, decorrelation_loss, set_trainable, task_loss
 
-__all__ = ["LocalResult", "fit", "get_params", "group_weights", "label_log_prior", "local_train", "set_params"]
+__all__ = [
+    "LocalResult", "drop_modalities", "fit", "get_params", "group_weights", "label_log_prior", "local_train",
+    "set_params",
+]
 
 
 def get_params(model: torch.nn.Module, patterns: tuple[str, ...] = ("*",)) -> dict[str, np.ndarray]:
@@ -83,6 +86,29 @@ def label_log_prior(data: ClientData, tasks: Sequence[TaskSpec], device: str = "
     return out
 
 
+def drop_modalities(batch: ClientData, p: float, rng: np.random.Generator) -> None:
+    """Hide whole modalities of training windows in place (ModDrop, Neverova et al. 2015, IEEE TPAMI 38(8)).
+
+    Each modality with a present step in a window is hidden from that window with probability ``p``: its
+    presence mask turns all False and its input all zero (what a missing stream looks like to the model with
+    the learned missing token and to the zero-fill baseline alike). A window keeps at least one of its present
+    modalities, so no window trains on nothing. Real missing streams come in bursts that can take any stream;
+    hiding streams on purpose makes the model learn to read each label from the streams that remain.
+    """
+    names = sorted(batch.present)
+    if not names:
+        return
+    has = np.stack([batch.present[m].any(axis=1) for m in names], axis=1)  # (B, M)
+    drop = has & (rng.random(has.shape) < p)
+    drop[~(has & ~drop).any(axis=1)] = False
+    for j, m in enumerate(names):
+        rows = np.flatnonzero(drop[:, j])
+        if rows.size:
+            batch.present[m][rows] = False
+            if m in batch.x:
+                batch.x[m][rows] = 0
+
+
 @dataclass
 class LocalResult:
     """What one client round produced."""
@@ -113,6 +139,7 @@ def local_train(
     keep_opt_state: bool = False,
     logit_adjust: bool = False,
     decorr: float = 0.0,
+    modality_drop: float = 0.0,
     device: str = "cpu",
 ) -> LocalResult:
     """Train ``model`` (loaded with ``global_params``) on the client's ``data`` and return its update.
@@ -131,7 +158,9 @@ def local_train(
             (:func:`label_log_prior`, :func:`~xrdata.fed_training.model.task_loss`).
         decorr: weight of the feature decorrelation term
             (:func:`~xrdata.fed_training.model.decorrelation_loss`, FedDecorr) added to every batch's loss.
-        seed: seeds batch order and dropout, so a round is reproducible.
+        modality_drop: per window and present modality, the probability that the modality is hidden for the step
+            (:func:`drop_modalities`, ModDrop).
+        seed: seeds batch order, dropout and modality drops, so a round is reproducible.
     """
     if len(data) == 0:
         raise ValidationError(f"client {data.user!r} has no training windows")
@@ -139,6 +168,8 @@ def local_train(
         raise ValidationError(f"steps must be >= 1, got {steps}")
     if not decorr >= 0:
         raise ValidationError(f"decorr must be >= 0, got {decorr}")
+    if not 0 <= modality_drop < 1:
+        raise ValidationError(f"modality_drop must be in [0, 1), got {modality_drop}")
     set_params(model, global_params)
     set_trainable(model, train_groups)
     model.to(device).train()
@@ -162,7 +193,10 @@ def local_train(
         order = rng.permutation(len(data))
         for start in range(0, len(order), batch_size):
             idx = np.sort(order[start:start + batch_size])
-            x, present, y = to_tensors(data.subset(idx), device)
+            batch = data.subset(idx)
+            if modality_drop > 0:
+                drop_modalities(batch, modality_drop, rng)
+            x, present, y = to_tensors(batch, device)
             out = model(x, present)
             loss, _ = task_loss(out, y, tasks, log_prior)
             if decorr > 0 and out.features is not None and len(idx) > 1:
@@ -198,12 +232,13 @@ def local_train(
 
 def fit(model: M3T, start: Mapping[str, np.ndarray], data: ClientData, tasks: Sequence[TaskSpec], *, steps: int,
         batch_size: int, lr: float, seed: int, weight_decay: float = 0.01, groups: tuple[str, ...] = ("*",),
-        logit_adjust: bool = False, decorr: float = 0.0, device: str = "cpu") -> dict[str, np.ndarray]:
+        logit_adjust: bool = False, decorr: float = 0.0, modality_drop: float = 0.0,
+        device: str = "cpu") -> dict[str, np.ndarray]:
     """Plain (non-federated) training: :func:`local_train` from ``start`` for ``steps`` steps (at least 1);
     ``model`` is left holding ``start`` plus the trained update, which is also returned (every parameter)."""
     res = local_train(model, start, data, tasks, steps=max(1, steps), batch_size=batch_size, lr=lr, seed=seed,
                       weight_decay=weight_decay, train_groups=groups, logit_adjust=logit_adjust, decorr=decorr,
-                      device=device)
+                      modality_drop=modality_drop, device=device)
     params = {k: np.asarray(start[k], np.float32) + res.update.delta.get(k, 0.0) for k in start}
     set_params(model, params)
     return params

@@ -156,7 +156,8 @@ def _train_single(model: M3T, data: ClientData, tasks: Sequence[TaskSpec], cfg: 
     """Plain training of ``model`` from its current parameters on ``data``; returns the parameters."""
     fed = cfg.fed
     return fit(model, get_params(model), data, tasks, steps=steps, batch_size=fed.batch_size, lr=fed.lr, seed=seed,
-               weight_decay=fed.weight_decay, logit_adjust=fed.logit_adjust, decorr=fed.decorr, device=cfg.device)
+               weight_decay=fed.weight_decay, logit_adjust=fed.logit_adjust, decorr=fed.decorr,
+               modality_drop=fed.modality_drop, device=cfg.device)
 
 
 def train(store: Store | str | os.PathLike[str], cfg: TrainConfig, out: str | os.PathLike[str], *,

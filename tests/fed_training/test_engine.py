@@ -17,7 +17,13 @@ from xrdata.errors import ValidationError  # noqa: E402
 from xrdata.fed_training.aggregate import payload_bytes  # noqa: E402
 from xrdata.fed_training.config import DataConfig, FedConfig, ModelConfig, TrainConfig, group_of  # noqa: E402
 from xrdata.fed_training.engine import run_federated  # noqa: E402
-from xrdata.fed_training.local import get_params, group_weights, label_log_prior, local_train  # noqa: E402
+from xrdata.fed_training.local import (  # noqa: E402
+    drop_modalities,
+    get_params,
+    group_weights,
+    label_log_prior,
+    local_train,
+)
 
 
 def config(**fed: object) -> TrainConfig:
@@ -187,6 +193,36 @@ def test_decorrelation_term_changes_local_training_and_is_checked() -> None:
     assert same(dec.update.delta, again.update.delta) and not same(dec.update.delta, plain.update.delta)
     with pytest.raises(ValidationError, match="decorr"):
         local_train(m, start, CLIENTS["u1"], TASKS, decorr=-1.0, **kw)
+
+
+def test_modality_drop_hides_whole_modalities_and_keeps_one() -> None:
+    batch = CLIENTS["u1"].subset(np.arange(40))
+    gaze, eeg = batch.x["gaze"].copy(), batch.x["eeg"].copy()
+    drop_modalities(batch, 0.5, np.random.default_rng(0))
+    for m, before in (("gaze", gaze), ("eeg", eeg)):
+        hidden = ~batch.present[m].any(axis=1)
+        # a window loses a modality whole (mask and input) or keeps it untouched
+        assert (batch.present[m].all(axis=1) | hidden).all()
+        assert (batch.x[m][hidden] == 0).all() and np.array_equal(batch.x[m][~hidden], before[~hidden])
+        assert 5 < hidden.sum() < 35
+    assert (batch.present["gaze"].any(axis=1) | batch.present["eeg"].any(axis=1)).all()
+    # a client without EEG never loses its only modality, and the client's own arrays are left alone
+    lone = CLIENTS["u2"].subset(np.arange(24))
+    drop_modalities(lone, 0.9, np.random.default_rng(0))
+    assert lone.present["gaze"].all() and CLIENTS["u1"].present["gaze"].all()
+
+
+def test_modality_drop_changes_local_training_reproducibly_and_is_checked() -> None:
+    cfg = config()
+    m = model(cfg)
+    start = get_params(m)
+    kw: dict[str, Any] = {"steps": 3, "batch_size": 8, "lr": 1e-2, "seed": 0}
+    plain = local_train(m, start, CLIENTS["u1"], TASKS, **kw)
+    drop = local_train(m, start, CLIENTS["u1"], TASKS, modality_drop=0.3, **kw)
+    again = local_train(m, start, CLIENTS["u1"], TASKS, modality_drop=0.3, **kw)
+    assert same(drop.update.delta, again.update.delta) and not same(drop.update.delta, plain.update.delta)
+    with pytest.raises(ValidationError, match="modality_drop"):
+        local_train(m, start, CLIENTS["u1"], TASKS, modality_drop=1.0, **kw)
 
 
 def test_federated_training_learns() -> None:
