@@ -626,18 +626,18 @@ def _noise_source(
     kind: str, L: np.ndarray, off: np.ndarray, gain: np.ndarray, total: int, fs: float, rng: np.random.Generator,
 ) -> np.ndarray:
     """White noise with the envelope of a fricative (ramps) or a plosive (closure, then a decaying burst)."""
-    owner = np.repeat(np.arange(L.size), L)
-    within = np.arange(owner.size, dtype=np.int64) - np.repeat(np.cumsum(L) - L, L)  # sample in its phone
-    idx = within + off[owner]  # = _ranges(off, L)
+    # per-phone values repeated over the phone's samples (np.repeat: no gather through an index array)
+    within = np.arange(int(L.sum()), dtype=np.int64) - np.repeat(np.cumsum(L) - L, L)  # sample in its phone
+    idx = within + np.repeat(off, L)  # = _ranges(off, L)
     tt = within / fs
-    T = L[owner] / fs
+    T = np.repeat(L / fs, L)
     if kind == "P":
         tb = 0.6 * T
         env = np.where(tt < tb, 0.0, np.exp(-(tt - tb) / 0.012) * 2.0)
     else:
         env = np.clip(np.minimum(np.minimum(tt / 0.025, (T - tt) / 0.025), 1.0), 0.0, 1.0)
     src = np.zeros(total, np.float32)
-    src[idx] = gaussian_noise(rng, idx.size) * (env * gain[owner]).astype(np.float32)
+    src[idx] = gaussian_noise(rng, idx.size) * (env * np.repeat(gain, L)).astype(np.float32)
     return src
 
 

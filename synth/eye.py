@@ -621,6 +621,7 @@ def generate_gaze(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
     ctx.blinks = blink_ns
     ctx.saccades = sac_rows
     ctx.gaze_shifts = shifts
+    ctx.head_steps = steps
     truth: dict[str, Any] = {
         "precision_deg": precision,
         "rate_hz": rate,

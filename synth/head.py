@@ -216,20 +216,30 @@ def minjerk_interp(t: np.ndarray, kt: np.ndarray, kv: np.ndarray) -> np.ndarray:
 
 def minjerk_integral(t: np.ndarray, kt: np.ndarray, kv: np.ndarray) -> np.ndarray:
     """The integral from kt[0] to ``t`` of the 1-D minimum-jerk keyframe path (analytic)."""
-    kv = np.asarray(kv, dtype=np.float64)
+    return minjerk_integrals(t, kt, [kv])[0]
+
+
+def minjerk_integrals(t: np.ndarray, kt: np.ndarray, kvs: list[np.ndarray]) -> list[np.ndarray]:
+    """:func:`minjerk_integral` of several 1-D keyframe paths on the same keyframe times ``kt`` (K,): one
+    (N,) array per path in ``kvs``; the keyframe lookup and the minimum-jerk shape are computed once."""
+    kvs = [np.asarray(kv, dtype=np.float64) for kv in kvs]
     if len(kt) == 1:
-        return kv[0] * (t - kt[0])
+        return [kv[0] * (t - kt[0]) for kv in kvs]
     span = np.diff(kt)
-    cum = np.concatenate([[0.0], np.cumsum(0.5 * (kv[:-1] + kv[1:]) * span)])
     i = np.clip(np.searchsorted(kt, t, side="right") - 1, 0, len(kt) - 2)
     t0 = kt[i]
     sp = span[i]
     tau = np.clip(np.divide(t - t0, sp, out=np.ones_like(t, dtype=np.float64), where=sp > 0), 0.0, 1.0)
     partial_shape = tau**4 * (2.5 + tau * (-3.0 + tau))  # integral of minjerk from 0 to tau
-    inside = kv[i] * tau * sp + (kv[i + 1] - kv[i]) * sp * partial_shape
-    after = np.maximum(t - kt[-1], 0.0) * kv[-1]
-    before = np.minimum(t - kt[0], 0.0) * kv[0]
-    return cum[i] + inside + np.where(t > kt[-1], after, 0.0) + before
+    late = t > kt[-1]
+    out = []
+    for kv in kvs:
+        cum = np.concatenate([[0.0], np.cumsum(0.5 * (kv[:-1] + kv[1:]) * span)])
+        inside = kv[i] * tau * sp + (kv[i + 1] - kv[i]) * sp * partial_shape
+        after = np.maximum(t - kt[-1], 0.0) * kv[-1]
+        before = np.minimum(t - kt[0], 0.0) * kv[0]
+        out.append(cum[i] + inside + np.where(late, after, 0.0) + before)
+    return out
 
 
 def segment_keyframes(plan: SessionPlan, values: np.ndarray, transition_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -410,8 +420,7 @@ class BodyModel:
         kt, kv = self.kt, self.kv
         env = minjerk_interp(t_s, kt, kv)
         height, bob, lat, worn = env[:, 0], env[:, 3], env[:, 4], env[:, 5]
-        dist = minjerk_integral(t_s, kt, kv[:, 1])
-        moved = minjerk_integral(t_s, kt, kv[:, 2])
+        dist, moved = minjerk_integrals(t_s, kt, [kv[:, 1], kv[:, 2]])
         x, z, h = self._loop(dist)
         # Steps: cadence 1.45 Hz + 0.45 Hz per m/s while moving; stride phase = pi * steps.
         steps = self.step_factor * (1.45 * moved + 0.45 * dist)
@@ -525,9 +534,11 @@ class HeadModel:
 
     SWAY_FS = 50.0
 
-    def __init__(self, plan: SessionPlan, rng: np.random.Generator, gaze_shifts: np.ndarray) -> None:
+    def __init__(self, plan: SessionPlan, rng: np.random.Generator, gaze_shifts: np.ndarray,
+                 steps: np.ndarray | None = None) -> None:
+        """``steps``: :func:`head_recruitment` of ``gaze_shifts`` when already known (``ctx.head_steps``)."""
         self.body = BodyModel(plan)
-        self.steps = head_recruitment(gaze_shifts)
+        self.steps = head_recruitment(gaze_shifts) if steps is None else steps
         segs = plan.segments
         vals = []
         for s in segs:
@@ -732,7 +743,7 @@ def generate_head(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
     sensors = plan.device.sensors
     head_spec = sensors.get("head", sensor)
     imu_spec = sensors.get("imu")
-    model = HeadModel(plan, rng, ctx.gaze_shifts)
+    model = HeadModel(plan, rng, ctx.gaze_shifts, ctx.head_steps)
     fc = float(imu_spec.rate_hz) / model.upsample_factor(float(imu_spec.rate_hz)) if imu_spec else model.COARSE_HZ
     model.set_grid(fc, plan.duration_s)
     duration = plan.duration_s
@@ -773,7 +784,11 @@ def generate_head(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         m = max(int(np.floor(duration * fs)), 2)
         out = imu_from_model(model, fs, m, rng, ng, na, wg, wa, np.asarray(plan.imu_gyro_bias, dtype=np.float64),
                              np.asarray(plan.imu_accel_bias, dtype=np.float64))
-        imu_t = np.round(np.arange(m) * (1e9 / fs)).astype(np.int64)
+        step_ns = 1e9 / fs
+        if step_ns == int(step_ns):  # exact in int64: the same values as rounding k * step_ns, in one pass
+            imu_t = np.arange(0, m * int(step_ns), int(step_ns), dtype=np.int64)
+        else:
+            imu_t = np.round(np.arange(m) * step_ns).astype(np.int64)
         streams.append(Stream("imu", "motion", imu_t, out, IMU_CHANNELS, IMU_UNITS, rate_hz=fs,
                               meta={"frame": "device", "source": "xrdata.synth",
                                     "gyro_noise_density": ng, "accel_noise_density": na}))

@@ -135,6 +135,9 @@ class Context:
     blinks: np.ndarray = field(default_factory=_intervals)  # (K, 2) [start, stop)
     saccades: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))  # (K, 4) start, stop, amp deg, vpeak deg/s
     gaze_shifts: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))  # (K, 3) time, d_yaw deg, d_pitch deg
+    # the head movements those gaze shifts recruit, head.head_recruitment(gaze_shifts) (K, 4), set with them by
+    # the eye generator (None: not computed yet)
+    head_steps: np.ndarray | None = None
     speech: np.ndarray = field(default_factory=_intervals)  # the user's talk spurts
     muscle: np.ndarray = field(default_factory=_intervals)  # jaw/face EMG intervals
     hand_overlap: np.ndarray = field(default_factory=_intervals)
