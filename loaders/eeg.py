@@ -263,18 +263,17 @@ def _open_raws(
     streamable stays unloaded. The warnings are then those of the unloaded open: the readers streamed here
     warn about the header, not while reading uniform-rate samples (mne's EDF reader warns when it resamples
     a block of mixed-rate signals: ``_read_edf_like`` streams only files whose rate groups it read apart).
+    A Raw opened unloaded that cannot be streamed is loaded in place (``load_data``: the very read
+    ``preload=True`` makes at the end of the open), not opened again.
     """
-    if stream and _STREAMING.get() is not None:
-        notes: list[str] = []
-        with _collect_warnings(notes):
-            raws = open_raws(False)
-        if all(_streamable(r, channel_types) for r in raws):
-            return raws, notes
-        for r in raws:
-            r.close()
-    notes = []
+    notes: list[str] = []
     with _collect_warnings(notes):
-        raws = open_raws(True)
+        if not (stream and _STREAMING.get() is not None):
+            return open_raws(True), notes
+        raws = open_raws(False)
+        if not all(_streamable(r, channel_types) for r in raws):
+            for r in raws:
+                r.load_data(verbose="error")
     return raws, notes
 
 

@@ -109,8 +109,11 @@ def _ingested(store: Store, user: str) -> _Ingested:
         return _Ingested({}, set())
     out: dict[str, str] = {}
     sizes: set[int] | None = set()
-    for session in store.sessions(user, include_incomplete=True):
-        meta = store.read(user, session, streams=[]).meta
+    # The visible sessions' documents alone (Store.read would also read every session's event arrays)
+    for session, attrs in store._session_docs(user).items():
+        if attrs is None or attrs.get("state") not in ("complete", "live"):
+            continue
+        meta = attrs.get("meta", {})
         digests = meta.get("source_sha256", {})
         for digest in digests.values():
             out[digest] = session

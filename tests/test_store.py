@@ -422,3 +422,44 @@ def test_producer_or_check_failure_leaves_no_session_and_no_new_user(tmp_path: P
     assert store.users() == ["u1"] and store.sessions("u1", include_incomplete=True) == ["s1"]
     assert_recording_equal(store.read("u1", "s1"), _rec(seed=1))
     assert not (tmp_path / "store" / "users" / "u2").exists()
+
+
+def test_failed_background_write_leaves_no_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store.write issues its documents and event arrays in the background: a failure among them still
+    removes the whole session (after every pending write has finished) and leaves the catalog as it was."""
+    store = xrdata.open_store(tmp_path / "store")
+    store.write(_rec(seed=1))
+    before = store.catalog().collect()
+
+    def broken(self: xrdata.Store, base: str, events: pl.DataFrame) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xrdata.Store, "_write_events", broken)
+    with pytest.raises(OSError, match="disk full"):
+        store.write(_rec(session="s2"))
+    assert store.sessions("u1", include_incomplete=True) == ["s1"]
+    assert not (tmp_path / "store/users/u1/s2").exists()
+    assert store.catalog().collect().equals(before)
+    assert not list((tmp_path / "store/.xrdata/tmp").iterdir())
+
+
+def test_write_atomic_in_order_replaces_only_the_items_before_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xrdata._fs import Backend
+
+    b = Backend(str(tmp_path))
+    for rel in ("a", "b", "c"):
+        b.write_atomic(rel, b"old")
+    stage = Backend._stage
+
+    def failing(self: Backend, rel: str, payload: bytes) -> str:
+        if rel == "b":
+            raise OSError("disk full")
+        return stage(self, rel, payload)
+
+    monkeypatch.setattr(Backend, "_stage", failing)
+    with pytest.raises(OSError, match="disk full"):
+        b.write_atomic_in_order([("a", b"new"), ("b", b"new"), ("c", b"new")])
+    assert [b.read_bytes(rel) for rel in ("a", "b", "c")] == [b"new", b"old", b"old"]
+    assert not list((tmp_path / ".xrdata/tmp").iterdir())

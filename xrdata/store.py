@@ -25,6 +25,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -41,7 +42,7 @@ from zarr.core.sync import sync as zarr_sync
 from zarr.storage import FsspecStore, LocalStore
 
 from xrdata import catalog as cat
-from xrdata._fs import Backend, UserLock
+from xrdata._fs import Backend, PendingWrites, UserLock
 from xrdata.encoding import (
     CHUNK_BYTES,
     Encoding,
@@ -112,28 +113,47 @@ def stream_document(
     }
 
 
+def _stream_array_specs(
+    zstore: Any, base: str, s: Stream, shape: tuple[int, ...], dtype: np.dtype[Any], enc: Encoding,
+    time_enc: Encoding | None,
+) -> list[dict[str, Any]]:
+    """``zarr.create_array`` arguments of ``base/data`` and (unless ``time_enc`` is None) ``base/time``."""
+
+    def shards(e: Encoding, rest: tuple[int, ...]) -> tuple[int, ...] | None:
+        return None if e.shard_samples is None else (e.shard_samples, *rest)
+
+    specs = [{
+        "store": zstore, "name": f"{base}/data", "shape": shape, "dtype": dtype,
+        "chunks": (enc.chunk_samples, *shape[1:]), "shards": shards(enc, shape[1:]),
+        "compressors": [compressor(dtype, modality=s.modality)], "fill_value": _fill(dtype),
+        "dimension_names": _dim_names(s, len(shape)), "overwrite": True,
+    }]
+    if time_enc is not None:
+        specs.append({
+            "store": zstore, "name": f"{base}/time", "shape": (shape[0],), "dtype": np.int64,
+            "chunks": (time_enc.chunk_samples,), "shards": shards(time_enc, ()),
+            "compressors": [compressor(np.dtype(np.int64), time=True)], "fill_value": 0,
+            "dimension_names": ("time",), "overwrite": True,
+        })
+    return specs
+
+
+def create_arrays(specs: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """``zarr.create_array(**spec)`` of every spec, all in one round trip to zarr's event loop."""
+
+    async def every() -> list[Any]:
+        return list(await asyncio.gather(*(zarr_async.create_array(**spec) for spec in specs)))
+
+    return [zarr.Array(a) for a in zarr_sync(every())]
+
+
 def create_stream_arrays(
     zstore: Any, base: str, s: Stream, shape: tuple[int, ...], dtype: np.dtype[Any], enc: Encoding,
     time_enc: Encoding | None,
 ) -> tuple[Any, Any]:
     """Create ``base/data`` and (unless ``time_enc`` is None: compact time base) ``base/time``."""
-
-    def shards(e: Encoding, rest: tuple[int, ...]) -> tuple[int, ...] | None:
-        return None if e.shard_samples is None else (e.shard_samples, *rest)
-
-    data = zarr.create_array(
-        zstore, name=f"{base}/data", shape=shape, dtype=dtype, chunks=(enc.chunk_samples, *shape[1:]),
-        shards=shards(enc, shape[1:]), compressors=[compressor(dtype, modality=s.modality)], fill_value=_fill(dtype),
-        dimension_names=_dim_names(s, len(shape)), overwrite=True,
-    )
-    if time_enc is None:
-        return data, None
-    time = zarr.create_array(
-        zstore, name=f"{base}/time", shape=(shape[0],), dtype=np.int64, chunks=(time_enc.chunk_samples,),
-        shards=shards(time_enc, ()), compressors=[compressor(np.dtype(np.int64), time=True)], fill_value=0,
-        dimension_names=("time",), overwrite=True,
-    )
-    return data, time
+    arrays = create_arrays(_stream_array_specs(zstore, base, s, shape, dtype, enc, time_enc))
+    return arrays[0], arrays[1] if time_enc is not None else None
 
 
 def _event_array_spec(zstore: Any, base: str, col: str, kind: Any, n: int) -> dict[str, Any]:
@@ -273,11 +293,15 @@ class Store:
         if self.mode == "r":
             raise StoreError(f"store {self.url} is open read-only (mode='r')")
 
-    def _lock(self, user: str) -> UserLock:
+    def _lock(self, user: str, pending: PendingWrites | None = None) -> UserLock:
+        """Take the writer lock of ``user``, write the user's group document (``pending``: in the background)
+        unless it is there already, and clean up after crashed writers."""
         lock = UserLock(self._b, user)
         lock.acquire()
         try:
-            self._b.write_atomic(f"users/{user}/zarr.json", _group_doc({"kind": "user", "user_id": user}))
+            rel, doc = f"users/{user}/zarr.json", _group_doc({"kind": "user", "user_id": user})
+            if self._b.read_bytes(rel) != doc:
+                (pending or self._b).write_atomic(rel, doc)
             self._cleanup(user)
         except BaseException:
             lock.release()
@@ -309,13 +333,22 @@ class Store:
         very recording (``xrdata.loaders.ingest``: the samples of a long recording are checked once).
 
         ``fills``: producers still filling some streams' arrays; each chunk is encoded once its samples are
-        final, so the producer and the encoder overlap. ``check`` then runs after every array is written and
+        final, so the producer and the encoder overlap. ``check`` then runs after every stream is written and
         before the commit (the caller's validation of the finished samples); whatever it or a producer raises
         removes the session, as any failure of the write does.
+
+        The documents (user, session, streams, events) and the event arrays are written in the background
+        while the samples are, and all of them have been written and fsync'd before the commit; the commit
+        document and the catalog partition are then fsync'd together and replaced in that order.
         """
         self._require_writable()
         user, session = recording.user_id, recording.session_id
-        lock = self._lock(user)
+        pending = PendingWrites(self._b)
+        try:
+            lock = self._lock(user, pending)
+        except BaseException:
+            pending.settle()
+            raise
         try:
             if self._session_attrs(user, session) is not None:
                 raise SessionExistsError(
@@ -327,52 +360,63 @@ class Store:
                 "kind": "session", "state": "writing", "user_id": user, "session_id": session,
                 "meta": recording.meta, "streams": list(recording.streams), "n_events": recording.events.height,
             }
-            self._b.write_atomic(f"{base}/zarr.json", _group_doc(attrs))
             done = {**attrs, "state": "complete"}
             try:
+                pending.write_atomic(f"{base}/zarr.json", _group_doc(attrs))
+                pending.run(self._write_events, base, recording.events)
+                plans = [_StreamPlan.of(f"{base}/streams/{name}", s) for name, s in recording.streams.items()]
+                arrays = iter(create_arrays([spec for p in plans for spec in p.array_specs(self._zstore)]))
                 written = [
-                    self._write_stream(f"{base}/streams/{name}", s, next((f for f in fills if f.holds(s.data)), None))
-                    for name, s in recording.streams.items()
+                    self._write_stream(
+                        p, next(arrays), None if p.time_base else next(arrays),
+                        next((f for f in fills if f.holds(p.stream.data)), None), pending,
+                    )
+                    for p in plans
                 ]
-                self._write_events(base, recording.events)
                 if check is not None:
                     check()
                 # The catalog rows from what was just written, still in memory (the same values
                 # _session_rows reads back from disk when a partition is rebuilt).
                 rows = _catalog_rows(user, session, done, written, recording.events)
+                try:
+                    catalog: bytes | Exception = self._catalog_payload(user, add=rows, sessions_add=[session])
+                except Exception as exc:  # raised once the session is committed
+                    catalog = exc
+                pending.wait()
             except BaseException:
+                pending.settle()  # nothing may still be writing into the session removed here
                 self._b.remove_tree(base)  # never leave a partial session behind
                 if not [s for s in self._b.listdir(f"users/{user}") if s != "zarr.json"]:
                     self._b.remove_tree(f"users/{user}")  # nor a user of no session (it would be listed)
                 raise
-            self._b.write_atomic(f"{base}/zarr.json", _group_doc(done))
-            self._update_catalog(user, add=rows, sessions_add=[session])
+            commit = (f"{base}/zarr.json", _group_doc(done))
+            if isinstance(catalog, Exception):
+                self._b.write_atomic(*commit)  # committed all the same: a stale partition is repaired when read
+                raise catalog
+            self._b.write_atomic_in_order([commit, (self._catalog_path(user), catalog)])
         finally:
+            pending.settle()  # (the user document, when the session id is taken)
             lock.release()
 
-    def _write_stream(self, base: str, s: Stream, fill: RowFill | None = None) -> _StreamSummary:
-        """Write one stream of a batch session; returns (document, n, valid, first time, last time).
+    def _write_stream(
+        self, p: _StreamPlan, arr: Any, tarr: Any, fill: RowFill | None, pending: PendingWrites
+    ) -> _StreamSummary:
+        """Fill one stream's new arrays (``tarr``: None for a compact time base) and write its document
+        (through ``pending``); returns (document, n, valid, first time, last time).
 
-        ``fill``: the producer still filling ``s.data`` (each chunk is written once its samples are final)."""
+        ``fill``: the producer still filling the samples (each chunk is written once its samples are final)."""
+        s = p.stream
         t = s.time_ns
         d = s.data  # any memory order: the chunk writer makes each chunk contiguous (no whole-array copy)
         n = d.shape[0]
-        sample_nbytes = int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize
-        enc = choose_encoding(sample_nbytes, n)
-        time_base = compact_time(t, s.rate_hz)
-        tenc = choose_encoding(8, n, chunk_bytes=CHUNK_BYTES)
-        time_doc = time_base or {
-            "kind": "array", "chunk_samples": tenc.chunk_samples, "chunk_starts": t[:: tenc.chunk_samples].tolist(),
-        }
-        arr, tarr = create_stream_arrays(self._zstore, base, s, d.shape, d.dtype, enc, None if time_base else tenc)
         ready = None if fill is None else fill.wait
         valid = _fill_array(self._zstore, arr, d, validity=(s.modality, s.channels), ready=ready) if n else 0
         if n and tarr is not None:
             _fill_array(self._zstore, tarr, t)
         # The stream document is written last (zarr created a bare group document there): the session's state
         # document, not this one, is the commit point.
-        doc = stream_document(s, n=n, dtype=d.dtype, sample_shape=d.shape[1:], valid=valid, time=time_doc)
-        self._b.write_atomic(f"{base}/zarr.json", _group_doc(doc))
+        doc = stream_document(s, n=n, dtype=d.dtype, sample_shape=d.shape[1:], valid=valid, time=p.time_doc)
+        pending.write_atomic(f"{p.base}/zarr.json", _group_doc(doc))
         return doc, n, valid, (int(t[0]) if n else None), (int(t[-1]) if n else None)
 
     def _write_events(self, base: str, events: pl.DataFrame) -> None:
@@ -498,6 +542,16 @@ class Store:
         drop: str | None = None,
     ) -> None:
         """Rewrite the user's partition (caller holds the lock); a stale partition is rebuilt first."""
+        payload = self._catalog_payload(user, add=add, sessions_add=sessions_add, drop=drop)
+        self._b.write_atomic(self._catalog_path(user), payload)
+
+    def _catalog_payload(
+        self, user: str, *, add: list[dict[str, Any]] | None = None, sessions_add: Sequence[str] = (),
+        drop: str | None = None,
+    ) -> bytes:
+        """The bytes :meth:`_update_catalog` writes: the partition with the rows of ``sessions_add`` (``add``)
+        and without ``drop``. The same whether or not those sessions are committed yet (they are ignored
+        when the partition's freshness is checked)."""
         part = self._partition(user)
         if part is None or not self._partition_fresh(user, part[1], ignore=(*sessions_add, drop)):
             df, covered = self._user_rows(user, exclude=(*sessions_add, drop))
@@ -510,7 +564,7 @@ class Store:
             df = df.filter(~pl.col("session").is_in(list(sessions_add)))
             df = pl.concat([df, cat.frame(add or [])]).sort(["session", "stream"])
             covered = sorted({*covered, *sessions_add})
-        self._b.write_atomic(self._catalog_path(user), cat.encode_partition(df, covered))
+        return cat.encode_partition(df, covered)
 
     def _partition_fresh(self, user: str, covered: Sequence[str], ignore: Sequence[str | None] = ()) -> bool:
         """True when the partition covers exactly the visible sessions of ``user`` (one listing, and a
@@ -623,6 +677,39 @@ class Store:
         for part in self._b.listdir("catalog"):
             if part.startswith("user=") and part[5:] not in present:
                 self._b.remove_tree(f"catalog/{part}")
+
+
+@dataclass(frozen=True)
+class _StreamPlan:
+    """How one stream of a batch session is stored: its encodings and time base, decided before any array
+    is created (so that every array of the session is created at once)."""
+
+    base: str
+    stream: Stream
+    enc: Encoding
+    tenc: Encoding
+    time_base: dict[str, Any] | None  # the compact regular time base, or None: a time array
+    time_doc: dict[str, Any]
+
+    @classmethod
+    def of(cls, base: str, s: Stream) -> _StreamPlan:
+        t, d = s.time_ns, s.data
+        sample_nbytes = int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize
+        enc = choose_encoding(sample_nbytes, d.shape[0])
+        time_base = compact_time(t, s.rate_hz)
+        tenc = choose_encoding(8, d.shape[0], chunk_bytes=CHUNK_BYTES)
+        time_doc = time_base or {
+            "kind": "array", "chunk_samples": tenc.chunk_samples, "chunk_starts": t[:: tenc.chunk_samples].tolist(),
+        }
+        return cls(base, s, enc, tenc, time_base, time_doc)
+
+    def array_specs(self, zstore: Any) -> list[dict[str, Any]]:
+        """The ``create_array`` arguments of the stream's data array and, without a compact time base, its
+        time array."""
+        d = self.stream.data
+        return _stream_array_specs(
+            zstore, self.base, self.stream, d.shape, d.dtype, self.enc, None if self.time_base else self.tenc
+        )
 
 
 #: What the catalog needs of one stream: (stream document, samples, valid samples, first and last time ns).
