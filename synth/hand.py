@@ -566,10 +566,8 @@ def _tremor(rng: np.random.Generator, n: int, fs: float, f0: float, amp_g: float
 
 
 def _clip_controls(ctrl: np.ndarray) -> None:
-    """Clip finger and wrist angles (deg) of ``ctrl`` (N, >= 28) to the joint limits, in place."""
-    fing, wrist = ctrl[:, C_FING], ctrl[:, C_WRIST]
-    np.clip(fing, _LIMITS[:, 0], _LIMITS[:, 1], out=fing)
-    np.clip(wrist, _WRIST_LIMITS[:, 0], _WRIST_LIMITS[:, 1], out=wrist)
+    ctrl[:, C_FING] = np.clip(ctrl[:, C_FING], _LIMITS[:, 0], _LIMITS[:, 1])
+    ctrl[:, C_WRIST] = np.clip(ctrl[:, C_WRIST], _WRIST_LIMITS[:, 0], _WRIST_LIMITS[:, 1])
 
 
 def _right_mul_matrix(b: np.ndarray) -> np.ndarray:
@@ -745,17 +743,11 @@ def _spline_noise(rng: np.random.Generator, n: int, rate: float, channels: int) 
     w = np.stack([(1 - f) ** 3, 3 * f**3 - 6 * f**2 + 4, -3 * f**3 + 3 * f**2 + 3 * f + 1, f**3], axis=1) / 6.0
     w /= np.sqrt(np.mean(np.sum(w * w, axis=1)))  # unit variance on average over a knot interval
     knots = rng.standard_normal((nk + 3, channels))
-    out = np.empty((nk, r, channels))
-    # in pieces of knots that stay in cache: the first term written, the others added through one reused
-    # buffer (no zero fill, no fresh temporaries)
-    step = max(1, (1 << 15) // (r * channels))
-    term = np.empty((step, r, channels))
-    for a in range(0, nk, step):
-        b = min(nk, a + step)
-        o, tm = out[a:b], term[: b - a]
-        np.multiply(w[None, :, 0, None], knots[a:b, None, :], out=o)
-        for c in range(1, 4):
-            o += np.multiply(w[None, :, c, None], knots[a + c:b + c, None, :], out=tm)
+    # the first term written, the others added through one reused buffer: no zero fill, no fresh temporaries
+    out = np.multiply(w[None, :, 0, None], knots[0:nk, None, :])
+    term = np.empty_like(out)
+    for c in range(1, 4):
+        out += np.multiply(w[None, :, c, None], knots[c:c + nk, None, :], out=term)
     return out.reshape(-1, channels)[:n]
 
 
@@ -816,7 +808,7 @@ def generate_hand(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         _add_swing_tremor(now, bp_true, phase_shift, tremor)
         palms[:, h] = _palm_world(now, geo, left, bp_true.neck, bp_true.heading)
         # ground truth: the ideal tracker output (same latency, no tracking error) on every TRUTH_STEP-th frame
-        ideal_ctrl = ctrl[truth_frames]  # a copy (integer index)
+        ideal_ctrl = ctrl[truth_frames].copy()
         _clip_controls(ideal_ctrl)
         ideal_pos = np.empty((len(truth_frames), 26, 3))
         _fk_world(ideal_ctrl, geo, left, bp_rep.neck[truth_frames], bp_rep.heading[truth_frames], ideal_pos)
