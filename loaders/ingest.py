@@ -109,10 +109,8 @@ def _ingested(store: Store, user: str) -> _Ingested:
         return _Ingested({}, set())
     out: dict[str, str] = {}
     sizes: set[int] | None = set()
-    # The visible sessions' documents alone (Store.read would also read every session's event arrays)
-    for session, attrs in store._session_docs(user).items():
-        if attrs is None or attrs.get("state") not in ("complete", "live"):
-            continue
+    # The sessions' documents alone (Store.read would also read every session's event arrays)
+    for session, attrs in store._visible_docs(user, include_incomplete=True).items():
         meta = attrs.get("meta", {})
         digests = meta.get("source_sha256", {})
         for digest in digests.values():

@@ -272,8 +272,12 @@ class Store:
     def sessions(self, user: str, *, include_incomplete: bool = False) -> list[str]:
         """Committed session ids of ``user``, sorted; with ``include_incomplete`` also live/crashed ones."""
         check_id(user, "user id")
+        return list(self._visible_docs(user, include_incomplete=include_incomplete))
+
+    def _visible_docs(self, user: str, *, include_incomplete: bool = False) -> dict[str, dict[str, Any]]:
+        """Session id -> session document of the sessions :meth:`sessions` lists (documents only: no arrays)."""
         ok = ("complete", "live") if include_incomplete else ("complete",)
-        return [s for s, a in self._session_docs(user).items() if a is not None and a.get("state") in ok]
+        return {s: a for s, a in self._session_docs(user).items() if a is not None and a.get("state") in ok}
 
     def is_complete(self, user: str, session: str) -> bool:
         """True for a committed session, False for a live or crashed one (NotFoundError otherwise)."""
