@@ -566,6 +566,7 @@ def _tremor(rng: np.random.Generator, n: int, fs: float, f0: float, amp_g: float
 
 
 def _clip_controls(ctrl: np.ndarray) -> None:
+    """Clip finger and wrist angles (deg) of ``ctrl`` (N, >= 28) to the joint limits, in place."""
     ctrl[:, C_FING] = np.clip(ctrl[:, C_FING], _LIMITS[:, 0], _LIMITS[:, 1])
     ctrl[:, C_WRIST] = np.clip(ctrl[:, C_WRIST], _WRIST_LIMITS[:, 0], _WRIST_LIMITS[:, 1])
 
@@ -808,7 +809,7 @@ def generate_hand(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         _add_swing_tremor(now, bp_true, phase_shift, tremor)
         palms[:, h] = _palm_world(now, geo, left, bp_true.neck, bp_true.heading)
         # ground truth: the ideal tracker output (same latency, no tracking error) on every TRUTH_STEP-th frame
-        ideal_ctrl = ctrl[truth_frames].copy()
+        ideal_ctrl = ctrl[truth_frames]  # a copy (integer index)
         _clip_controls(ideal_ctrl)
         ideal_pos = np.empty((len(truth_frames), 26, 3))
         _fk_world(ideal_ctrl, geo, left, bp_rep.neck[truth_frames], bp_rep.heading[truth_frames], ideal_pos)

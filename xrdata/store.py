@@ -372,7 +372,7 @@ class Store:
                 arrays = iter(create_arrays([spec for p in plans for spec in p.array_specs(self._zstore)]))
                 written = [
                     self._write_stream(
-                        p, next(arrays), None if p.time_base else next(arrays),
+                        p, next(arrays), None if p.time_enc is None else next(arrays),
                         next((f for f in fills if f.holds(p.stream.data)), None), pending,
                     )
                     for p in plans
@@ -691,8 +691,7 @@ class _StreamPlan:
     base: str
     stream: Stream
     enc: Encoding
-    tenc: Encoding
-    time_base: dict[str, Any] | None  # the compact regular time base, or None: a time array
+    time_enc: Encoding | None  # the time array's encoding; None for a compact regular time base
     time_doc: dict[str, Any]
 
     @classmethod
@@ -701,19 +700,19 @@ class _StreamPlan:
         sample_nbytes = int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize
         enc = choose_encoding(sample_nbytes, d.shape[0])
         time_base = compact_time(t, s.rate_hz)
+        if time_base is not None:
+            return cls(base, s, enc, None, time_base)
         tenc = choose_encoding(8, d.shape[0], chunk_bytes=CHUNK_BYTES)
-        time_doc = time_base or {
+        time_doc = {
             "kind": "array", "chunk_samples": tenc.chunk_samples, "chunk_starts": t[:: tenc.chunk_samples].tolist(),
         }
-        return cls(base, s, enc, tenc, time_base, time_doc)
+        return cls(base, s, enc, tenc, time_doc)
 
     def array_specs(self, zstore: Any) -> list[dict[str, Any]]:
         """The ``create_array`` arguments of the stream's data array and, without a compact time base, its
         time array."""
         d = self.stream.data
-        return _stream_array_specs(
-            zstore, self.base, self.stream, d.shape, d.dtype, self.enc, None if self.time_base else self.tenc
-        )
+        return _stream_array_specs(zstore, self.base, self.stream, d.shape, d.dtype, self.enc, self.time_enc)
 
 
 #: What the catalog needs of one stream: (stream document, samples, valid samples, first and last time ns).
