@@ -5,11 +5,10 @@ Mechanism (one mono microphone on the headset, float32 full scale, ``sensor.rate
 * **Who speaks when.** Talking segments (``Segment.talking``) hold either a dyadic conversation between the
   user and a partner (alternating turns, each turn a run of log-normal talk spurts separated by pauses,
   turn-switch gaps that may overlap, rare backchannels; Brady-style on-off patterns) or, in
-  ``speech_command`` segments, the user speaking the segment's command word every few seconds
-  (:func:`command_utterances`, seeded per segment so that the eye generator knows when each command ends).
-  The user's talk spurts are written to ``ctx.speech`` (unless an earlier generator filled it, in which case
-  those spurts are voiced) and the jaw-opening vowel nuclei of every user syllable are appended to
-  ``ctx.muscle`` so the EEG generator sees the matching EMG bursts.
+  ``speech_command`` segments, the user speaking the segment's command word every few seconds. The user's talk
+  spurts are written to ``ctx.speech`` (unless an earlier generator filled it, in which case those spurts are
+  voiced) and the jaw-opening vowel nuclei of every user syllable are appended to ``ctx.muscle`` so the EEG
+  generator sees the matching EMG bursts.
 * **What speech sounds like.** Each spurt is a string of syllables (onset consonant, vowel, optional coda) at
   3-6 syllables/s. Voiced phones are a glottal pulse train at f0 (``traits.voice_f0_hz``; per-phone contour
   with declination, pitch accents on stressed syllables, jitter and shimmer) through a critically damped
@@ -49,7 +48,6 @@ from typing import Any
 import numpy as np
 
 from xrdata.model import Stream
-from xrdata.synth.head import stable_rng
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
 
 __all__ = [
@@ -57,7 +55,6 @@ __all__ = [
     "ColoredNoise",
     "a_weighting_power",
     "command_phones",
-    "command_utterances",
     "gaussian_noise",
     "generate_audio",
     "plan_speech",
@@ -306,33 +303,6 @@ def _user_voice(plan: SessionPlan) -> dict[str, float]:
     }
 
 
-def command_utterances(plan: SessionPlan, index: int) -> list[tuple[float, list[float]]]:
-    """When the user says the command of ``speech_command`` segment ``index``: one (start s, phone durations s)
-    per utterance, in the phone order of :func:`command_phones`, every 1.2-2.6 s from 0.3-1.0 s into the
-    segment. Drawn from a generator seeded by (user, session, segment), so the audio and the eye generator
-    (which looks where the app answers each command) agree without sharing state."""
-    seg = plan.segments[index]
-    syllables, _ = command_phones(seg.label)
-    phones = [(p, i) for i, syl in enumerate(syllables) for p in syl]
-    rate = _user_voice(plan)["rate"] * (1.0 + 0.25 * (seg.arousal - 0.3))
-    rng = stable_rng(plan.user.user_id, plan.session_id, index, "command-utterances")
-    b = seg.stop_ns / 1e9
-    t = seg.start_ns / 1e9 + float(rng.uniform(0.3, 1.0))
-    out: list[tuple[float, list[float]]] = []
-    while True:
-        stretch = float(rng.lognormal(0.0, 0.08)) / rate
-        durs = [
-            float(_DUR[_PID[p]] * stretch * rng.lognormal(0, 0.08))
-            * (1.25 if i == 0 and _KIND[_PID[p]] == "V" else 1.0)
-            for p, i in phones
-        ]
-        total = sum(durs)
-        if t + total > b - 0.1:
-            return out
-        out.append((t, durs))
-        t += total + float(rng.uniform(1.2, 2.6))
-
-
 def _dyad_spurts(rng: np.random.Generator, a: float, b: float, rate: float) -> list[tuple[float, float, int]]:
     """Conversation in [a, b): alternating turns made of talk spurts, as (start, stop, speaker)."""
     out: list[tuple[float, float, int]] = []
@@ -373,16 +343,25 @@ def plan_speech(plan: SessionPlan, rng: np.random.Generator, ctx: Context | None
     decl_of: dict[int, float] = {}  # command spurt -> f0 declination (conversation spurts: 0.14)
     utterances: list[tuple[float, float, str]] = []
     cmd: dict[str, list[Any]] = {k: [] for k in ("phone", "start", "dur", "stress", "spurt")}
-    for index, seg in enumerate(plan.segments):
+    for seg in plan.segments:
         if not seg.talking:
             continue
         a, b = seg.start_ns / 1e9, seg.stop_ns / 1e9
         rate = voice["rate"] * (1.0 + 0.25 * (seg.arousal - 0.3))
         if seg.task == "speech_command":  # the user says the segment's command every few seconds
             syllables, fall = command_phones(seg.label)
-            phones = [(p, i) for i, syl in enumerate(syllables) for p in syl]
-            for t, durs in command_utterances(plan, index):
+            t = a + float(rng.uniform(0.3, 1.0))
+            while True:
+                stretch = float(rng.lognormal(0.0, 0.08)) / rate
+                phones = [(p, i) for i, syl in enumerate(syllables) for p in syl]
+                durs = [
+                    _DUR[_PID[p]] * stretch * float(rng.lognormal(0, 0.08))
+                    * (1.25 if i == 0 and _KIND[_PID[p]] == "V" else 1.0)
+                    for p, i in phones
+                ]
                 total = float(sum(durs))
+                if t + total > b - 0.1:
+                    break
                 k = len(spurts)
                 offsets = np.concatenate([[0.0], np.cumsum(durs)[:-1]])
                 for (p, i), dd, o in zip(phones, durs, offsets, strict=True):
@@ -394,6 +373,7 @@ def plan_speech(plan: SessionPlan, rng: np.random.Generator, ctx: Context | None
                 spurts.append((t, t + total, 0))
                 decl_of[k] = -fall
                 utterances.append((t, t + total, seg.label))
+                t += total + float(rng.uniform(1.2, 2.6))
         elif not given:
             spurts.extend(_dyad_spurts(rng, a, b, rate))
         else:  # the user's spurts are given: voice them, and the partner talks in the long gaps

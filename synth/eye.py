@@ -6,8 +6,7 @@ Mechanisms (REALISM.md E1-E12):
   search (gamma-distributed steps, occasional jumps, bounded field), reading (word-to-word steps of ~2 deg,
   12 % regressions, return sweeps, page turns), target following (``Segment.targets``; for gaze_selection
   without targets a deterministic trial sequence of distractor glances and dwells on the selected target,
-  see :func:`selection_targets`), voice commands (a look at the app's response after each command,
-  :func:`command_targets`), gesture segments (the gaze follows the gesturing hand, from
+  see :func:`selection_targets`), gesture segments (the gaze follows the gesturing hand, from
   :func:`xrdata.synth.hand.hand_gaze_targets`). Target saccades have a 100-500 ms latency and undershoot by
   ~7 %, followed by a corrective saccade.
 - **Fixation durations**: shifted log-normal (right-skewed), scaled by ``traits.gaze_style``, longer under
@@ -36,8 +35,7 @@ degrees, default 0.1), ``offset_drift_deg_per_h`` (growth of the calibration off
 
 Label imprints in gaze: cognitive load (larger pupil, fewer saccades and microsaccades, longer fixations),
 affect/arousal (larger pupil, more blinks, shorter fixations), gaze_selection (dwell direction = the selected
-target), gesture class (gaze follows the hand: swipe direction), speech_command (after each command the gaze
-goes to where the app answers it, :data:`COMMAND_RESPONSES`), speech/affect talking (blink rate x 1.6),
+target), gesture class (gaze follows the hand: swipe direction), speech/affect talking (blink rate x 1.6),
 reading (small rightward saccades, return sweeps, fewer blinks), rest eyes closed (no valid gaze, openness 0),
 activity (walking: gait-driven head motion is not compensated, light differs by place).
 
@@ -54,7 +52,6 @@ from typing import Any
 import numpy as np
 
 from xrdata.model import Stream
-from xrdata.synth.audio import command_utterances
 from xrdata.synth.head import (
     direction_from_yaw_pitch,
     head_coupling,
@@ -86,17 +83,6 @@ LABEL_DIRECTIONS = {
     "left": (20.0, 0.0), "right": (-20.0, 0.0), "up": (0.0, 12.0), "down": (0.0, -12.0), "center": (0.0, 0.0),
     "up_left": (14.0, 9.0), "up_right": (-14.0, 9.0), "down_left": (14.0, -9.0), "down_right": (-14.0, -9.0),
 }
-#: Where the app answers each voice command (yaw deg, positive left; pitch deg): the UI element that changes
-#: (a back arrow top left, the menu top right, a dialog's buttons at the bottom...), which the user looks at
-#: once the command is recognised. One layout for every user (one app).
-COMMAND_RESPONSES = {
-    "back": (16.0, 8.0), "home": (0.0, 11.0), "menu": (-16.0, 8.0), "undo": (16.0, 0.0), "select": (0.0, -2.0),
-    "next": (-16.0, 0.0), "open": (-7.0, 4.0), "close": (7.0, 4.0), "cancel": (16.0, -9.0), "no": (6.0, -9.0),
-    "yes": (-6.0, -9.0), "stop": (-16.0, -9.0),
-}
-#: Delay from the end of a spoken command to the app's visible response (s): speech end-pointing and
-#: recognition, 0.4-0.8 s for on-device assistants; the saccade's own latency comes on top.
-COMMAND_RESPONSE_S = (0.4, 0.8)
 #: Scan field (yaw, pitch half-extents around the centre) for free viewing, degrees.
 SCAN_CENTER = (0.0, -3.0)
 SCAN_HALF = (30.0, 18.0)
@@ -109,27 +95,6 @@ def label_direction(label: str) -> tuple[float, float]:
         return LABEL_DIRECTIONS[label]
     ang = 2 * np.pi * stable_uniform("gaze_selection_label", label)
     return 18.0 * float(np.cos(ang)), 11.0 * float(np.sin(ang))
-
-
-def command_targets(plan: SessionPlan, index: int) -> tuple[tuple[int, float, float, float], ...]:
-    """The gaze targets of ``speech_command`` segment ``index``: after each spoken command
-    (:func:`xrdata.synth.audio.command_utterances`) the user looks where the app answers it
-    (:data:`COMMAND_RESPONSES`, a stable ring position for an unknown command) once the response shows
-    (:data:`COMMAND_RESPONSE_S` after the utterance), dwells 0.8-1.6 s (reading it) and looks back at the
-    content (a point within 5 deg of the centre). (time_ns, yaw, pitch, depth_m) per target."""
-    seg = plan.segments[index]
-    yaw, pitch = COMMAND_RESPONSES.get(seg.label) or label_direction(seg.label)
-    rng = stable_rng(plan.user.user_id, plan.session_id, index, "command-response")
-    out: list[tuple[int, float, float, float]] = []
-    for start, durs in command_utterances(plan, index):
-        t = start + sum(durs) + float(rng.uniform(*COMMAND_RESPONSE_S))
-        if out and out[-1][0] >= t * 1e9:  # the next answer came before the look back at the content
-            out.pop()
-        out.append((round(t * 1e9), yaw + float(rng.normal(0, 0.7)), pitch + float(rng.normal(0, 0.7)), 1.2))
-        t += float(rng.uniform(0.8, 1.6))
-        r, ang = 5.0 * float(np.sqrt(rng.uniform())), float(rng.uniform(0, 2 * np.pi))
-        out.append((round(t * 1e9), r * float(np.cos(ang)), SCAN_CENTER[1] + r * float(np.sin(ang)), 1.5))
-    return tuple(out)
 
 
 def selection_targets(plan: SessionPlan, index: int) -> tuple[tuple[int, float, float, float], ...]:
@@ -341,8 +306,6 @@ class _Builder:
         spread = 0.45
         if seg is not None:
             targets = selection_targets(self.plan, index)
-            if not targets and seg.task == "speech_command":
-                targets = command_targets(self.plan, index)
             if not targets and seg.task == "gesture":
                 from xrdata.synth.hand import hand_gaze_targets
 

@@ -15,9 +15,8 @@ import polars as pl
 
 from xrdata.model import EVENTS_SCHEMA, Recording, Stream
 from xrdata.synth import stats
-from xrdata.synth.audio import command_utterances
-from xrdata.synth.eye import COMMAND_RESPONSES, GAZE_CHANNELS, generate_gaze
-from xrdata.synth.head import generate_head, yaw_pitch_from_direction
+from xrdata.synth.eye import GAZE_CHANNELS, generate_gaze
+from xrdata.synth.head import generate_head
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan, UserTraits, example_plan
 from xrdata.validation import check_writable
 
@@ -267,24 +266,3 @@ def test_gaze_selection_imprint_direction() -> None:
     yaw, _ = np.degrees(np.arctan2(-g.data[:, 15], -g.data[:, 17])), None
     first = g.time_ns < plan.segments[1].start_ns
     assert np.nanmedian(yaw[first]) > 5.0 > -5.0 > np.nanmedian(yaw[~first])  # yaw positive = left
-
-
-def test_speech_command_imprint_looks_at_the_response() -> None:
-    """1.2-1.6 s after each spoken command the gaze (in the world: the head turns part of the way) rests on
-    where the app answers it: "back" top left, "stop" bottom right, so the two looks differ by the layout's
-    offsets."""
-    plan = example_plan(60.0, (("speech_command", "back"), ("speech_command", "stop")))
-    gaze, head, _ = _session(plan, 3)
-    g = gaze.streams[0]
-    yaw, pitch = yaw_pitch_from_direction(_world(g, head.streams[0]))
-    looks = []
-    for index in range(2):
-        ends = [s + sum(d) for s, d in command_utterances(plan, index)]
-        assert len(ends) >= 8
-        look = np.zeros(len(g.time_ns), bool)
-        for end in ends:
-            look |= (g.time_ns >= (end + 1.2) * 1e9) & (g.time_ns < (end + 1.6) * 1e9)
-        looks.append((np.nanmedian(yaw[look]), np.nanmedian(pitch[look])))
-    (by, bp), (sy, sp) = COMMAND_RESPONSES["back"], COMMAND_RESPONSES["stop"]
-    assert abs(looks[0][0] - looks[1][0] - (by - sy)) < 6.0
-    assert abs(looks[0][1] - looks[1][1] - (bp - sp)) < 6.0

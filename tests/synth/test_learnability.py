@@ -58,8 +58,7 @@ GAPS = {
     ("gesture", "hand"): "gaze and head follow only the swipe direction, and in the depth frames the hands are "
                          "small near-range holes at the bottom edge of the view",
     ("speech_command", "audio"): "the EEG's EMG bursts at the command's syllables do not separate 12 commands "
-                                 "with band-power window features, and the look at the app's answer comes "
-                                 "1.5-2 s into a 3-5 s segment, so few windows hold one",
+                                 "with band-power window features",
 }
 
 
