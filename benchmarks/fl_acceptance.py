@@ -87,13 +87,14 @@ def main() -> None:
     print()
     if args.seed:
         rows, lost = [], []
-        for run_bench, run_bursty in [(args.bench, args.bursty), *args.seed]:
-            clean, token = _load(run_bench)["methods"]["federated"], _load(run_bursty)["methods"]["federated"]
-            seed = json.loads((run_bench / "config.json").read_text())["fed"]["seed"]
-            pair = [100 * (clean[f"{s}_mean_macro_f1"] - token[f"{s}_mean_macro_f1"]) for s in ("future", "unseen")]
-            lost.append(pair)
-            rows.append([str(seed), *(f"{clean[f'{s}_mean_macro_f1']:.3f} / {token[f'{s}_mean_macro_f1']:.3f}"
-                                      for s in ("future", "unseen")), *(f"{v:+.1f}" for v in pair)])
+        runs = [(args.bench, bench, bursty), *((b, _load(b), _load(u)) for b, u in args.seed)]
+        for run, clean_res, token_res in runs:
+            means = [(clean_res["methods"]["federated"][f"{split}_mean_macro_f1"],
+                      token_res["methods"]["federated"][f"{split}_mean_macro_f1"]) for split in ("future", "unseen")]
+            lost.append([100 * (clean - token) for clean, token in means])
+            seed = json.loads((run / "config.json").read_text())["fed"]["seed"]
+            rows.append([str(seed), *(f"{clean:.3f} / {token:.3f}" for clean, token in means),
+                         *(f"{v:+.1f}" for v in lost[-1])])
         rows.append(["**mean**", "", "", *(f"{sum(v) / len(lost):+.1f}" for v in zip(*lost, strict=True))])
         print(md_table(["seed", "future: no dropout / bursty", "unseen: no dropout / bursty",
                         "points lost, future", "points lost, unseen"], rows))
