@@ -16,6 +16,13 @@ loss a mean over seeds, which one run per cohort cannot settle near a 3-point ta
     xrdata train --store bursty --preset benchmark --out bursty-s1 --set 'baselines=[]' --set fed.seed=1
     python benchmarks/fl_acceptance.py run-bench run-bursty --seed bench-s1 bursty-s1
 
+``--cross BENCH_STORE BURSTY_STORE`` also evaluates every federated (and zero-fill) model of those runs on the
+future and unseen windows of both stores (about 10 minutes: the two stores' window caches are loaded), which
+separates what training on dropout costs (a model of the bursty cohort on windows without dropout) from what the
+missing inputs cost at test time (one model on windows with and without dropout)::
+
+    python benchmarks/fl_acceptance.py run-bench run-bursty --seed bench-s1 bursty-s1 --cross bench bursty
+
 Prints, per task, federated / centralized macro-F1 (target >= 0.9), on unseen users the federated model as is
 and fine-tuned on each user's adaptation sessions (personalized) against local-only trained on the same data,
 and the macro-F1 lost to 30 % bursty dropout by the learned-missing-token model and by zero-fill (target
@@ -50,6 +57,8 @@ def main() -> None:
     ap.add_argument("bursty", type=Path, help="run folder trained on benchmark_bursty (with zero_fill)")
     ap.add_argument("--seed", nargs=2, type=Path, action="append", default=[], metavar=("BENCH", "BURSTY"),
                     help="federated runs of another seed on the same two stores (repeatable)")
+    ap.add_argument("--cross", nargs=2, type=Path, metavar=("BENCH_STORE", "BURSTY_STORE"),
+                    help="evaluate every run's federated and zero-fill models on both stores' held-out windows")
     args = ap.parse_args()
     bench, bursty = _load(args.bench), _load(args.bursty)
 
@@ -114,6 +123,43 @@ def main() -> None:
             rows.append(cells)
     print(md_table(["task", "future: no dropout", "points lost, token", "points lost, zero-fill",
                     "unseen: no dropout", "points lost, token", "points lost, zero-fill"], rows))
+    if args.cross:
+        print()
+        pairs = [(args.bench, args.bursty), *((Path(b), Path(u)) for b, u in args.seed)]
+        print(md_table(["model (trained on, seed)", "future: without / with dropout", "points lost",
+                        "unseen: without / with dropout", "points lost"], _cross(pairs, *args.cross)))
+
+
+def _cross(pairs: list[tuple[Path, Path]], clean_store: Path, bursty_store: Path) -> list[list[str]]:
+    """Mean macro-F1 of each run's federated (and zero-fill) model on the held-out windows of both stores."""
+    from xrdata.fed_training.data import concat
+    from xrdata.fed_training.evaluate import mean_macro_f1, predict, task_metrics
+    from xrdata.fed_training.train import load_cohort, load_model
+
+    models = []
+    for clean_run, bursty_run in pairs:
+        for cohort, run in (("no dropout", clean_run), ("bursty", bursty_run)):
+            seed = json.loads((run / "config.json").read_text())["fed"]["seed"]
+            for name in ("federated", "zero_fill"):
+                if (run / f"{name}.safetensors").exists():
+                    label = f"{cohort}, seed {seed}" + (", zero-fill" if name == "zero_fill" else "")
+                    models.append((label, *load_model(run, name)))
+    scores: dict[tuple[str, str, str], float] = {}
+    for store_name, store in (("clean", clean_store), ("bursty", bursty_store)):
+        cohort = load_cohort(str(store), models[0][2])
+        for split in ("future", "unseen"):
+            pooled = concat(list(getattr(cohort, split).values()))
+            for label, model, cfg, tasks in models:
+                metrics = task_metrics(predict(model, pooled, device=cfg.device), pooled, tasks)
+                scores[label, store_name, split] = mean_macro_f1(metrics)
+    rows = []
+    for label, *_ in models:
+        cells = [label]
+        for split in ("future", "unseen"):
+            clean, lossy = scores[label, "clean", split], scores[label, "bursty", split]
+            cells += [f"{clean:.3f} / {lossy:.3f}", f"{100 * (clean - lossy):+.1f}"]
+        rows.append(cells)
+    return rows
 
 
 if __name__ == "__main__":
