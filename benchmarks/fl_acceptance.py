@@ -125,7 +125,7 @@ def main() -> None:
                     "unseen: no dropout", "points lost, token", "points lost, zero-fill"], rows))
     if args.cross:
         print()
-        pairs = [(args.bench, args.bursty), *((Path(b), Path(u)) for b, u in args.seed)]
+        pairs = [(args.bench, args.bursty), *((b, u) for b, u in args.seed)]
         print(md_table(["model (trained on, seed)", "future: without / with dropout", "points lost",
                         "unseen: without / with dropout", "points lost"], _cross(pairs, *args.cross)))
 
