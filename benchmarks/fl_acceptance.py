@@ -43,6 +43,11 @@ def _load(run: Path) -> dict[str, Any]:
     return json.loads((run / "results.json").read_text())
 
 
+def _seed(run: Path) -> int:
+    """The federated seed a run folder was trained with."""
+    return int(json.loads((run / "config.json").read_text())["fed"]["seed"])
+
+
 def _f1(res: dict[str, Any], method: str, split: str, task: str) -> float | None:
     """Pooled macro-F1; method ``personalized``: the federated model fine-tuned on each unseen user's
     adaptation sessions (the data local-only trains on)."""
@@ -101,8 +106,7 @@ def main() -> None:
             means = [(clean_res["methods"]["federated"][f"{split}_mean_macro_f1"],
                       token_res["methods"]["federated"][f"{split}_mean_macro_f1"]) for split in ("future", "unseen")]
             lost.append([100 * (clean - token) for clean, token in means])
-            seed = json.loads((run / "config.json").read_text())["fed"]["seed"]
-            rows.append([str(seed), *(f"{clean:.3f} / {token:.3f}" for clean, token in means),
+            rows.append([str(_seed(run)), *(f"{clean:.3f} / {token:.3f}" for clean, token in means),
                          *(f"{v:+.1f}" for v in lost[-1])])
         rows.append(["**mean**", "", "", *(f"{sum(v) / len(lost):+.1f}" for v in zip(*lost, strict=True))])
         print(md_table(["seed", "future: no dropout / bursty", "unseen: no dropout / bursty",
@@ -139,14 +143,13 @@ def _cross(pairs: list[tuple[Path, Path]], clean_store: Path, bursty_store: Path
     models = []
     for clean_run, bursty_run in pairs:
         for cohort, run in (("no dropout", clean_run), ("bursty", bursty_run)):
-            seed = json.loads((run / "config.json").read_text())["fed"]["seed"]
             for name in ("federated", "zero_fill"):
                 if (run / f"{name}.safetensors").exists():
-                    label = f"{cohort}, seed {seed}" + (", zero-fill" if name == "zero_fill" else "")
+                    label = f"{cohort}, seed {_seed(run)}" + (", zero-fill" if name == "zero_fill" else "")
                     models.append((label, *load_model(run, name)))
     scores: dict[tuple[str, str, str], float] = {}
     for store_name, store in (("clean", clean_store), ("bursty", bursty_store)):
-        cohort = load_cohort(str(store), models[0][2])
+        cohort = load_cohort(store, models[0][2])
         for split in ("future", "unseen"):
             pooled = concat(list(getattr(cohort, split).values()))
             for label, model, cfg, tasks in models:
