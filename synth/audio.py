@@ -8,7 +8,9 @@ Mechanism (one mono microphone on the headset, float32 full scale, ``sensor.rate
   ``speech_command`` segments, the user speaking the segment's command word every few seconds. The user's talk
   spurts are written to ``ctx.speech`` (unless an earlier generator filled it, in which case those spurts are
   voiced) and the jaw-opening vowel nuclei of every user syllable are appended to ``ctx.muscle`` so the EEG
-  generator sees the matching EMG bursts.
+  generator sees the matching EMG bursts. The whole plan is kept in ``ctx.voice``: the session generator
+  plans speech before any stream, so the head's IMU can carry the user's voice as skull vibration
+  (:func:`bone_vibration`).
 * **What speech sounds like.** Each spurt is a string of syllables (onset consonant, vowel, optional coda) at
   3-6 syllables/s. Voiced phones are a glottal pulse train at f0 (``traits.voice_f0_hz``; per-phone contour
   with declination, pitch accents on stressed syllables, jitter and shimmer) through a critically damped
@@ -25,7 +27,8 @@ Label imprints:
 
 * ``speech_command``: each command is its own phone string (e.g. "select" = s@.lEkt, "back" = baek), so its
   duration, syllable count, formant and fricative pattern and f0 contour differ per class; unknown labels get a
-  stable pseudo-word derived from the label. The same syllables drive the EMG bursts in the EEG (ctx.muscle).
+  stable pseudo-word derived from the label. The same syllables drive the EMG bursts in the EEG (ctx.muscle)
+  and the voice's vibration in the IMU (folded formants below its Nyquist).
 * ``affect``/arousal: higher and more variable f0, louder and tenser voice (flatter spectral tilt, higher
   spectral centroid), faster syllables; EEG sees more tonic EMG.
 * talking vs not (any task): voice activity, turn-taking; EEG EMG and the eye generator's blink rate follow.
@@ -54,6 +57,7 @@ __all__ = [
     "COMMANDS",
     "ColoredNoise",
     "a_weighting_power",
+    "bone_vibration",
     "command_phones",
     "gaussian_noise",
     "generate_audio",
@@ -458,6 +462,7 @@ def _partner_f0(plan: SessionPlan) -> float:
 
 
 def _fill_context(ctx: Context, sp: SpeechPlan, given: bool) -> None:
+    ctx.voice = sp
     user = sp.spurts[sp.spurts[:, 2] == 0]
     if not given:
         ctx.speech = np.round(user[np.argsort(user[:, 0]), :2] * 1e9).astype(np.int64).reshape(-1, 2)
@@ -469,6 +474,34 @@ def _fill_context(ctx: Context, sp: SpeechPlan, given: bool) -> None:
 
 # --------------------------------------------------------------------------------------------------------
 # synthesis
+
+
+def bone_vibration(sp: SpeechPlan, plan: SessionPlan, fs: float, m: int, rng: np.random.Generator) -> np.ndarray:
+    """(m,) float32 skull vibration of the user's own voice, sampled at ``k / fs`` s (k < m), unit RMS while the
+    user talks.
+
+    What a headset accelerometer pressed against the face picks up of its wearer's voice (bone and tissue
+    conduction: He et al., VibVoice, MobiSys 2023; Shi et al., Face-Mic, MobiCom 2021): the user's phones
+    (not the partner's) rendered with the audio model at 4 ``fs``, through the bone-conduction low-pass
+    (second order, 700 Hz: skull transfer falls steeply above ~1 kHz), then sampled at ``fs`` without an
+    anti-alias filter, as MEMS accelerometers do, so formant energy above the IMU's Nyquist folds into its
+    band (Ba et al., accelerometer eavesdropping, NDSS 2020).
+    """
+    from dataclasses import replace
+
+    from scipy.signal import butter, sosfilt
+
+    user = sp.speaker == 0
+    if not user.any():
+        return np.zeros(m, np.float32)
+    fr = 4.0 * fs
+    own = replace(sp, spurts=sp.spurts[sp.spurts[:, 2] == 0], speaker=sp.speaker[user], phone=sp.phone[user],
+                  start=sp.start[user], dur=sp.dur[user], amp=sp.amp[user], f0a=sp.f0a[user], f0b=sp.f0b[user],
+                  quality=sp.quality[user], level_db=sp.level_db[user])
+    x = np.zeros(4 * m, np.float32)
+    _synthesize(own, plan, fr, x, rng, (10 * np.log10(2.0), 0.0), 0.0)  # unit RMS over the user's talk
+    y = sosfilt(butter(2, 700.0, fs=fr, output="sos"), x)[::4]
+    return np.asarray(y, dtype=np.float32)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -691,15 +724,16 @@ def generate_audio(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     """Headset microphone audio of one session (see the module docstring for the model).
 
     Returns one mono "audio" stream (float32 in [-1, 1]) unless ``plan.mic_muted``, events ("talk_spurt",
-    "user"/"partner") and ("utterance", command), and truth (levels, SNR, spurts). Fills ``ctx.speech`` and
-    ``ctx.muscle`` even when the microphone is muted (the user still talks).
+    "user"/"partner") and ("utterance", command), and truth (levels, SNR, spurts). Voices ``ctx.voice`` when
+    the speech is planned already, else plans it (:func:`plan_speech`, which fills ``ctx.speech``,
+    ``ctx.muscle`` and ``ctx.voice``), even when the microphone is muted (the user still talks).
     """
     fs = float(sensor.rate_hz)
     params = sensor.params
     full_scale_db = float(params.get("dbspl_full_scale", 110.0))
     self_noise_dba = float(params.get("self_noise_dba", 33.0))
     speech_db = float(params.get("speech_level_db", 67.0))
-    sp = plan_speech(plan, rng, ctx)
+    sp = ctx.voice if ctx.voice is not None else plan_speech(plan, rng, ctx)
     events: list[tuple[int, int, str, str]] = [
         (round(s0 * 1e9), round((s1 - s0) * 1e9), "talk_spurt", "user" if spk == 0 else "partner")
         for s0, s1, spk in sp.spurts

@@ -89,6 +89,7 @@ ORDER: tuple[tuple[str, str, str], ...] = (
     ("depth", "generate_depth", "depth"),
 )
 QOE_INDEX = 7
+SPEECH_INDEX = 8
 DROPOUT_INDEX = 16
 #: Sensors used to simulate latent behaviour a device does not record (cheap rates; streams discarded).
 LATENT: dict[str, SensorSpec] = {
@@ -199,7 +200,7 @@ def _needed(plan: SessionPlan) -> dict[str, bool]:
 
 def generate_session(plan: SessionPlan, seed: int, *, likert_prob: float = 0.5) -> SessionResult:
     """Generate one planned session: streams, events, dropout, and its ground-truth rows."""
-    from xrdata.synth import dropout, qoe
+    from xrdata.synth import audio, dropout, qoe
 
     uid, sid = plan.user.user_id, plan.session_id
     sensors = plan.device.sensors
@@ -210,6 +211,8 @@ def generate_session(plan: SessionPlan, seed: int, *, likert_prob: float = 0.5) 
     truth_rows: list[dict[str, Any]] = []
     outputs: dict[str, ModalityOutput] = {}
     missing: list[str] = []
+    # the voice is planned first: the audio renders it, the head's IMU feels it, the EEG sees its EMG
+    audio.plan_speech(plan, _rng(seed, uid, sid, SPEECH_INDEX), ctx)
     for index, (module, func, key) in enumerate(ORDER):
         if not needed[module]:
             continue

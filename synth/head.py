@@ -17,12 +17,20 @@ Mechanisms (REALISM.md M4-M7):
   by cognitive load; speech-related nods (1-4 Hz) while the user talks; gait oscillations of yaw/pitch/roll
   while walking; small gesture-following head movements (yaw toward the swipe, nods on pinch/grab/point).
 - **One trajectory for pose and IMU**: the model is evaluated on 100 Hz knots and joined by a C1 Catmull-Rom
-  curve; the pose stream samples that curve and the IMU measures its exact derivatives.
+  curve; the pose stream samples that curve and the gyro measures its exact rate of rotation. The
+  accelerometer takes the knots' second differences joined linearly (continuous acceleration): the curve's
+  own second derivative jumps at every knot, which put a comb of lines at the 100 Hz knot rate 13-18 dB
+  above the accelerometer's noise floor while walking.
 - **IMU** at the IMU rate on the device (head) frame, OpenXR axes: accelerometer = R^T (p'' + g_up) + bias +
   white noise (``accel_noise_density``), gyroscope = body rate 2 vec(q* q') + bias + white noise
   (``gyro_noise_density``); both biases start at ``plan.imu_*_bias`` and random-walk. Integrating the gyro
   reproduces the pose's rotation up to the noise (M7); at rest the gyro Allan deviation is white-noise
   limited, slope -1/2 with ADEV(1 s) = noise density (M5).
+- **The wearer's voice in the accelerometer**: when the session's speech is planned (``ctx.voice``), the
+  user's own phones reach the IMU through the skull and the face cushion
+  (:func:`xrdata.synth.audio.bone_vibration`: the audio model's phones, bone-conduction low-pass, sampled
+  without an anti-alias filter) along a per-user axis, at ``voice_vibration_ms2`` RMS while talking times a
+  per-user fit factor (log-normal, sigma 0.4). The partner's voice does not reach it.
 
 Sensor parameters read (``SensorSpec.params``):
 
@@ -30,12 +38,14 @@ Sensor parameters read (``SensorSpec.params``):
   axis), ``jitter_ms`` (timestamp jitter, 0.2 ms RMS).
 - imu: ``gyro_noise_density`` (rad/s/sqrt(Hz), default 0.003), ``accel_noise_density`` (m/s^2/sqrt(Hz),
   default 0.02), ``gyro_bias_walk`` (rad/s/sqrt(s), default 2e-5), ``accel_bias_walk`` (m/s^2/sqrt(s),
-  default 2e-4).
+  default 2e-4), ``voice_vibration_ms2`` (RMS acceleration of the wearer's voice while talking, default 0.3
+  m/s^2: an assumption, skull vibration during phonation being of the order of 0.1-1 m/s^2; 0 turns it off).
 
 Label imprints in head/IMU: activity (head height: sitting ~1.2 m, standing ~1.6 m; walking/running: gait
 bob at 1.8-2.7 Hz in accel and position, translation), gaze_selection target (head yaw toward the target
 through gaze-head coupling), cognitive load (less head sway under high load), affect/arousal (more sway),
-talking (1-4 Hz nods), gesture class (small head yaw/pitch following the gesture), rest eyes closed (still).
+talking (1-4 Hz nods; the voice's vibration in the accelerometer, whose folded spectrum differs per spoken
+command), gesture class (small head yaw/pitch following the gesture), rest eyes closed (still).
 
 Conventions: yaw is a right-handed rotation about +Y (positive = to the left), pitch about +X (positive =
 up), roll about -Z... composed as q = q_y(yaw) q_x(pitch) q_z(roll). Positions are in the OpenXR ``stage``
@@ -51,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from xrdata.model import Stream
+from xrdata.synth.audio import bone_vibration
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
 
 #: Standard gravity (m/s^2).
@@ -635,11 +646,11 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
                    wg: float, wa: float, bg: np.ndarray, ba: np.ndarray) -> np.ndarray:
     """(m, 6) float32 accel (m/s^2) and gyro (rad/s) at ``fs``.
 
-    Both are exact derivatives of the C1 Catmull-Rom trajectory through the model's knots (the one the pose
-    stream samples): specific force R^T (p'' + g_up) and body rate 2 vec(q* q') / |q|^2. The Catmull-Rom
-    second derivative is rewritten exactly as p'' = fc^2 ((2 - 3f) D_j + (3f - 1) D_j+1) with D the knots'
-    second differences. Then white noise (densities ``ng``, ``na``) and bias random walks (``wg``, ``wa`` per
-    sqrt(s), from ``bg``, ``ba``) are added.
+    Derivatives of the C1 Catmull-Rom trajectory through the model's knots (the one the pose stream
+    samples): body rate 2 vec(q* q') / |q|^2, exact; specific force R^T (p'' + g_up) with p'' = fc^2 ((1 - f)
+    D_j + f D_j+1), D the knots' second differences: the curve's own p'' = fc^2 ((2 - 3f) D_j + (3f - 1)
+    D_j+1) has the same mean over each knot interval but jumps at the knots. Then white noise (densities
+    ``ng``, ``na``) and bias random walks (``wg``, ``wa`` per sqrt(s), from ``bg``, ``ba``) are added.
     """
     f32 = np.float32
     r = model.upsample_factor(fs)
@@ -667,7 +678,7 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
     # samples of knot interval j at fractions fr (r, 1); every (r, nk) array below holds sample j * r + i at
     # [i, j]: broadcasts then run along knots (long contiguous rows), not along the r (~10) samples of a knot
     fr = (np.arange(r) / r).astype(f32)[:, None]
-    wa0, wa1 = 2.0 - 3.0 * fr, 3.0 * fr - 1.0
+    wa0, wa1 = 1.0 - fr, fr
     g_up = f32(GRAVITY)
     f_c = f32(fc)
     kc = 2048  # knot intervals per chunk
@@ -784,6 +795,13 @@ def generate_head(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         m = max(int(np.floor(duration * fs)), 2)
         out = imu_from_model(model, fs, m, rng, ng, na, wg, wa, np.asarray(plan.imu_gyro_bias, dtype=np.float64),
                              np.asarray(plan.imu_accel_bias, dtype=np.float64))
+        if ctx.voice is not None:  # the wearer's own voice, conducted through the skull and the face cushion
+            fit = stable_rng("voice-vibration", plan.user.user_id)  # how this headset sits on this face
+            level = _param(imu_spec, "voice_vibration_ms2", 0.3) * float(fit.lognormal(0.0, 0.4))
+            axis = np.array([0.2, 0.55, 0.8]) + fit.normal(0.0, 0.15, 3)
+            vib = bone_vibration(ctx.voice, plan, fs, m, rng)
+            out[:, :3] += vib[:, None] * (level * axis / np.linalg.norm(axis)).astype(np.float32)
+            truth["voice_vibration_ms2"] = level
         step_ns = 1e9 / fs
         if step_ns == int(step_ns):  # exact in int64: the same values as rounding k * step_ns, in one pass
             imu_t = np.arange(0, m * int(step_ns), int(step_ns), dtype=np.int64)

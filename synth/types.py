@@ -140,6 +140,7 @@ class Context:
     head_steps: np.ndarray | None = None
     speech: np.ndarray = field(default_factory=_intervals)  # the user's talk spurts
     muscle: np.ndarray = field(default_factory=_intervals)  # jaw/face EMG intervals
+    voice: Any = None  # the session's speech plan (xrdata.synth.audio.SpeechPlan), None until planned
     hand_overlap: np.ndarray = field(default_factory=_intervals)
     hands_out_of_view: np.ndarray = field(default_factory=_intervals)
     head_time_ns: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))

@@ -10,6 +10,7 @@ import numpy as np
 
 from xrdata.model import Recording, Stream
 from xrdata.synth import stats
+from xrdata.synth.audio import plan_speech
 from xrdata.synth.eye import generate_gaze
 from xrdata.synth.head import GRAVITY, generate_head
 from xrdata.synth.types import EXAMPLE_DEVICE, Context, DevicePreset, SensorSpec, SessionPlan, example_plan
@@ -27,8 +28,10 @@ def _with_activities(plan: SessionPlan, activities: tuple[str, ...]) -> SessionP
     return replace(plan, segments=segs)
 
 
-def _session(plan: SessionPlan, seed: int = 0) -> tuple[Stream, Stream, Stream | None, Context]:
+def _session(plan: SessionPlan, seed: int = 0, *, voice: bool = False) -> tuple[Stream, Stream, Stream | None, Context]:
     ctx = Context()
+    if voice:
+        plan_speech(plan, np.random.default_rng(seed + 2), ctx)
     dev = plan.device.sensors
     gaze = generate_gaze(plan, dev["gaze"], np.random.default_rng(seed), ctx).streams[0]
     out = generate_head(plan, dev["head"], np.random.default_rng(seed + 1), ctx)
@@ -175,6 +178,53 @@ def test_gaze_selection_imprint_head_yaw() -> None:
     for y in (yaw, fwd_yaw):
         diff = np.degrees(np.median(y[first & (head.time_ns > 5e9)]) - np.median(y[~first & (head.time_ns > 45e9)]))
         assert diff > 4.0, diff  # the head turns toward the selected target (left = positive yaw)
+
+
+def _band_power(x: np.ndarray, fs: float, lo: float, hi: float) -> float:
+    """Mean periodogram power of (T, 3) ``x`` (summed over axes) in [lo, hi) Hz, 1 s Hann segments."""
+    n = int(fs)
+    seg = np.stack([x[i:i + n] - x[i:i + n].mean(axis=0) for i in range(0, len(x) - n, n // 2)])
+    p = (np.abs(np.fft.rfft(seg * np.hanning(n)[None, :, None], axis=1)) ** 2).sum(axis=2).mean(axis=0)
+    f = np.fft.rfftfreq(n, 1 / fs)
+    return float(p[(f >= lo) & (f < hi)].mean())
+
+
+def test_accelerometer_has_no_knot_rate_lines_while_walking() -> None:
+    """Above the gait band the accelerometer is white noise: no comb at the 100 Hz knot rate of the model."""
+    plan = _with_activities(example_plan(60.0, (("activity", "walking"),), device=CONSUMER), ("walking",))
+    _, _, imu, _ = _session(plan, 71)
+    assert imu is not None
+    x = imu.data[5000:, :3].astype(np.float64)
+    floor = _band_power(x, 1000.0, 380.0, 480.0)
+    for lo in (60.0, 95.0, 195.0, 295.0):  # the knot-rate harmonics were 13-15 dB above the floor
+        assert _band_power(x, 1000.0, lo, lo + 10.0) < 1.5 * floor, lo
+
+
+def test_imu_feels_the_wearers_voice_not_the_partners() -> None:
+    """Bone-conducted voice: accelerometer power above the gait band >= 7 dB over silence in the user's talk
+    spurts (pauses and unvoiced consonants included); the partner's turns and a session planned without
+    speech stay at the floor."""
+    plan = example_plan(120.0, (("affect", "neutral"), ("speech_command", "menu")), device=CONSUMER)
+    _, _, imu, ctx = _session(plan, 81, voice=True)
+    assert imu is not None and ctx.voice is not None
+    t = imu.time_ns / 1e9
+    sp = ctx.voice.spurts
+
+    def inside(speaker: int) -> np.ndarray:
+        iv = sp[sp[:, 2] == speaker]
+        return ((t[:, None] >= iv[:, 0]) & (t[:, None] < iv[:, 1])).any(axis=1)
+
+    user, partner = inside(0), inside(1)
+    _, _, quiet, _ = _session(plan, 81)
+    assert quiet is not None
+    power = {}
+    for name, stream in (("voice", imu), ("quiet", quiet)):
+        d = np.diff(stream.data[:, :3].astype(np.float64), axis=0)  # first difference: gait and gravity out
+        power[name] = {k: float(np.mean(d[m[1:]] ** 2)) for k, m in
+                       (("user", user & ~partner), ("partner", partner & ~user), ("silence", ~user & ~partner))}
+    voice, floor = power["voice"], power["voice"]["silence"]
+    assert voice["user"] > 5 * floor and voice["partner"] < 1.3 * floor, power
+    assert power["quiet"]["user"] < 1.3 * floor, power
 
 
 def test_streams_writable_context_and_determinism() -> None:
