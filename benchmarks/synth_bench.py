@@ -8,8 +8,9 @@ generated with ``xrdata.synth.generate.generate_session`` on two device presets:
                              default rate), EEG 32 ch 500 Hz, structured-light depth 256 x 192 at 30 fps
     vision_pro + eeg_cap_32  the same streams with its own rates (hands 90 Hz) and a ToF depth 256 x 192 at 30 fps
 
-Each generator call is timed inside ``generate_session`` (the module's generator lookup is wrapped; nothing
-else changes), so the per-modality numbers add up to the full session; the rest of ``generate_session``
+Each generator call is timed inside ``generate_session`` (the module's generator lookup is wrapped, and the
+speech planning that precedes the generators is counted as audio's; nothing else changes), so the per-modality
+numbers add up to the full session; the rest of ``generate_session``
 (bursty loss, label and QoE events, ground-truth rows) is reported as "other" and belongs to the full set.
 x real time per core = session seconds / process CPU seconds (numpy/BLAS threads are pinned to 1 before
 numpy is imported, so one generator uses one core; the wall clock is reported too, the machine is shared).
@@ -64,6 +65,7 @@ import xrdata  # noqa: E402
 from xrdata.model import EVENTS_SCHEMA, Recording  # noqa: E402
 
 GEN = importlib.import_module("xrdata.synth.generate")  # the module (xrdata.synth.generate is the function)
+AUDIO = importlib.import_module("xrdata.synth.audio")
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- synth_bench:begin -->", "<!-- synth_bench:end -->"
 #: Generator module -> the streams it records (head also makes the IMU stream).
@@ -94,7 +96,8 @@ def _plan(device_base: str, minutes: float, seed: int) -> Any:
 
 
 class _Timed:
-    """Wraps the generator lookup of ``xrdata.synth.generate`` to time every generator call (CPU and wall)."""
+    """Wraps the generator lookup of ``xrdata.synth.generate`` to time every generator call (CPU and wall), and
+    the session's speech planning, which ``generate_session`` runs before the generators, as audio's."""
 
     def __init__(self, profile: set[str] | None = None) -> None:
         self.cpu: dict[str, float] = {}
@@ -102,33 +105,36 @@ class _Timed:
         self.profile = profile or set()
         self.profiler = cProfile.Profile() if self.profile else None
         self._orig: Callable[..., Any] = GEN._generator
+        self._plan_speech: Callable[..., Any] = AUDIO.plan_speech
+
+    def _timed(self, module: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            c, w = time.process_time(), time.perf_counter()
+            prof = self.profiler if module in self.profile else None
+            if prof is not None:
+                prof.enable()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if prof is not None:
+                    prof.disable()
+                self.cpu[module] = self.cpu.get(module, 0.0) + time.process_time() - c
+                self.wall[module] = self.wall.get(module, 0.0) + time.perf_counter() - w
+
+        return timed
 
     def __enter__(self) -> _Timed:
         def lookup(module: str, func: str) -> Any:
             fn = self._orig(module, func)
-            if fn is None:
-                return None
-
-            def timed(*args: Any, **kwargs: Any) -> Any:
-                c, w = time.process_time(), time.perf_counter()
-                prof = self.profiler if module in self.profile else None
-                if prof is not None:
-                    prof.enable()
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    if prof is not None:
-                        prof.disable()
-                    self.cpu[module] = self.cpu.get(module, 0.0) + time.process_time() - c
-                    self.wall[module] = self.wall.get(module, 0.0) + time.perf_counter() - w
-
-            return timed
+            return None if fn is None else self._timed(module, fn)
 
         GEN._generator = lookup
+        AUDIO.plan_speech = self._timed("audio", self._plan_speech)
         return self
 
     def __exit__(self, *exc: object) -> None:
         GEN._generator = self._orig
+        AUDIO.plan_speech = self._plan_speech
 
 
 def _generate(plan: Any, seed: int, profile: set[str] | None = None) -> tuple[Any, dict[str, Any]]:
