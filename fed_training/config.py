@@ -51,15 +51,14 @@ class TaskSpec:
 
 
 #: The model inputs the trainer knows, by stream name. Rates are per 2 s window (see DataConfig.window_s):
-#: gaze 20 Hz (mean-pooled, enough for fixations and pupil), head 10 Hz, IMU 25 Hz (gait ~2 Hz; plus the voice's
-#: vibration in three bands from the 1 kHz samples of each step), hands 10 Hz
+#: gaze 20 Hz (mean-pooled, enough for fixations and pupil), head 10 Hz, IMU 25 Hz (gait ~2 Hz), hands 10 Hz
 #: (26 joint positions per hand + confidence), EEG 125 Hz on 8 canonical 10-20 sites (theta/alpha need < 30 Hz),
 #: audio 4 kHz (mean-pooled from the device rate; speech formants F1/F2 < 2 kHz) in 0.25 s tokens, depth 2 frames
 #: of 24 x 32.
 MODALITIES: dict[str, ModalitySpec] = {
     "gaze": ModalitySpec("gaze", "series", 40, (25,), 4),
     "head": ModalitySpec("head", "series", 20, (7,), 4),
-    "imu": ModalitySpec("imu", "series", 50, (9,), 5),
+    "imu": ModalitySpec("imu", "series", 50, (6,), 5),
     "hand": ModalitySpec("hand", "series", 20, (2 * 26 * 3 + 2,), 4),
     "eeg": ModalitySpec("eeg", "series", 250, (8,), 25),
     "audio": ModalitySpec("audio", "audio", 8000, (), 1000),

@@ -27,13 +27,7 @@ head       (20, 7): ``head_px, head_py, head_pz, head_qx, head_qy, head_qz, head
            mean (translation within the window); y (up): absolute metres, kept because head height tells
            sitting from standing in stage/floor reference spaces. Quaternions sign-flipped to ``qw >= 0`` (q
            and -q are the same rotation), qx/qy/qz x 10 (a 6 deg turn is about 0.5).
-imu        (50, 9): ``accel_x..z`` / 9.81 (g, gravity included), ``gyro_x..z`` rad/s, then the accelerometer's
-           vibration in three bands, 50-125, 150-275 and 300-500 Hz: log10 of the mean periodogram power
-           (Hann, the step's 40 samples minus their mean, summed over the axes, (m/s^2)^2) + 1, so headset
-           IMU noise (~1.6e-3 m/s^2/sqrt(Hz)) is near 0, a noiseless IMU -2 (1e-3 is added to the power)
-           and the wearer's voice, which reaches the IMU through the skull, 1-2. The IMU is read at 40
-           samples per step (the 1 kHz of headset IMUs; a slower IMU is repeated to that grid) and
-           mean-pooled here.
+imu        (50, 6): ``accel_x..z`` / 9.81 (g, gravity included), ``gyro_x..z`` rad/s.
 hand       (20, 158): per hand (left then right) the 26 joint positions (joint-major, xyz) minus the window
            mean of that hand's **wrist** (the palm where the wrist is never tracked in the window), x 10
            (decimetres), rotated into the window's heading frame like the head (a swipe to the user's left
@@ -131,8 +125,6 @@ EEG_SITES = ("Fp1", "Fp2", "Fz", "C3", "C4", "Pz", "O1", "O2")
 _HAND_WRIST, _HAND_PALM = 1, 0  # joint indices of the hand schema's joint axis
 _HAND_JOINTS = 26
 _STANDARD_G = 9.81  # m/s^2 per g
-_IMU_SUB = 40  # IMU samples read per model step (2000 per 2 s window: 1 kHz, for the voice's vibration)
-_VIBRATION_BINS = ((2, 6), (6, 12), (12, 21))  # rfft bins of a step's 40 samples: 25 Hz each at 1 kHz
 _DECIMETRES = 10.0  # m -> dm for hand joints and eye origins (offsets of a few cm to a few dm)
 _PUPIL_MM = 0.5  # pupil diameter minus its session median, mm / 0.5 (task-evoked dilation ~0.1-0.6 mm)
 _GAZE_DIR_XY = 10.0  # gaze direction x/y components (sin of the off-axis angle; targets within ~0.05-0.5) x 10
@@ -544,7 +536,7 @@ def _build(
         streams = [s.stream for s in sources]
         it = windows(
             view, user, length_s=cfg.window_s, hop_s=cfg.hop_s, streams=streams,
-            steps={s: specs[s].steps * (_IMU_SUB if s == "imu" else 1) for s in streams}, sessions=sessions,
+            steps={s: specs[s].steps for s in streams}, sessions=sessions,
             method={s: _METHODS.get(s, "auto") for s in streams},
         )
         by_stream = {s.stream: s for s in sources}
@@ -708,19 +700,9 @@ def _features(
         v[..., 3:6] *= _QUAT_XYZ
         return v, mask & _any_finite(v)
     if name == "imu":
-        raw, _ = _pick(data, _index(src.channels, IMU_CHANNELS))
-        w, k = raw.shape[0], raw.shape[1] // spec.steps
-        raw = raw.reshape(w, spec.steps, k, len(IMU_CHANNELS))
-        ok = np.isfinite(raw)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(ok, raw, 0.0).sum(axis=2) / ok.sum(axis=2)  # (W, S, 6), NaN where none
-        acc = np.nan_to_num(raw[..., :3] - mean[:, :, None, :3])
-        spec_ = np.abs(np.fft.rfft(acc * np.hanning(k)[:, None].astype(np.float32), axis=2)) ** 2
-        power = spec_.sum(axis=3)  # (W, S, k // 2 + 1)
-        vib = np.stack([np.log10(power[..., a:b].mean(axis=2) + 1e-3) + 1.0 for a, b in _VIBRATION_BINS], -1)
-        mean[..., :3] /= _STANDARD_G
-        v = np.concatenate([mean, vib.astype(np.float32)], axis=2)
-        return v, mask.reshape(w, spec.steps, k).any(axis=2) & _any_finite(mean)
+        v, _ = _pick(data, _index(src.channels, IMU_CHANNELS))
+        v[..., :3] /= _STANDARD_G
+        return v, mask & _any_finite(v)
     if name == "hand":
         pos, _ = _pick(data, _index(src.channels, ("px", "py", "pz")))  # (W, S, 2, 26, 3)
         ref = _window_mean(pos[:, :, :, _HAND_WRIST, :])  # (W, 1, 2, 3)

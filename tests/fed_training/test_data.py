@@ -329,30 +329,6 @@ def test_the_loader_reads_no_other_user(
     assert others == []
 
 
-def test_imu_vibration_bands(tmp_path: Path) -> None:
-    """A 200 Hz vibration (the wearer's voice) in the first 2 s of a 1 kHz IMU shows in the 150-275 Hz channel
-    only, 10x (1 in log10) above the noise-only window; the mean-pooled channels are unaffected."""
-    rng = np.random.default_rng(5)
-    t = np.arange(4000, dtype=np.int64) * 1_000_000
-    imu = rng.normal(0.0, 0.05, (4000, 6)).astype(np.float32)
-    imu[:, 1] += 9.81
-    imu[:2000, 2] += (0.4 * np.sin(2 * np.pi * 200.0 * t[:2000] / 1e9)).astype(np.float32)
-    events = pl.DataFrame({"time_ns": [0], "duration_ns": [4_000_000_000], "label": ["task/custom"], "value": ["a"]},
-                          schema={"time_ns": pl.Int64, "duration_ns": pl.Int64, "label": pl.String, "value": pl.String})
-    stream = Stream("imu", "motion", t, imu, list(data_module.IMU_CHANNELS), ["m/s^2"] * 3 + ["rad/s"] * 3,
-                    rate_hz=1000.0)
-    st_ = open_store(tmp_path / "store", "a")
-    st_.write(Recording("u1", "s1", [stream], events=events))
-    data = load_client(st_, "u1", NO_CACHE, [TaskSpec("custom", ("a",))])
-    x = data.x["imu"]
-    assert x.shape == (2, 50, 9) and data.present["imu"].all()
-    np.testing.assert_allclose(x[:, :, 1], 1.0, atol=0.01)  # 9.81 m/s^2 = 1 g, mean of 40 samples
-    low, mid, high = (x[:, :, 6 + b].mean(axis=1) for b in range(3))
-    assert mid[0] > mid[1] + 1.0, mid
-    assert abs(low[0] - low[1]) < 0.2 and abs(high[0] - high[1]) < 0.2, (low, high)
-    assert abs(mid[1]) < 0.3  # 0.05 m/s^2 per axis at 1 kHz (1.6e-3 m/s^2/sqrt(Hz)): near 0
-
-
 # --- cache, workers -------------------------------------------------------------------------------------
 
 
