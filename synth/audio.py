@@ -9,8 +9,8 @@ Mechanism (one mono microphone on the headset, float32 full scale, ``sensor.rate
   spurts are written to ``ctx.speech`` (unless an earlier generator filled it, in which case those spurts are
   voiced) and the jaw-opening vowel nuclei of every user syllable are appended to ``ctx.muscle`` so the EEG
   generator sees the matching EMG bursts. The whole plan is kept in ``ctx.voice``: the session generator
-  plans speech before any stream, so the head's IMU can carry the user's voice as skull vibration
-  (:func:`bone_vibration`).
+  plans speech before any stream (with the audio generator's random stream), so the head's IMU can carry
+  the user's voice as skull vibration (:func:`bone_vibration`, opt-in).
 * **What speech sounds like.** Each spurt is a string of syllables (onset consonant, vowel, optional coda) at
   3-6 syllables/s. Voiced phones are a glottal pulse train at f0 (``traits.voice_f0_hz``; per-phone contour
   with declination, pitch accents on stressed syllables, jitter and shimmer) through a critically damped
@@ -28,7 +28,8 @@ Label imprints:
 * ``speech_command``: each command is its own phone string (e.g. "select" = s@.lEkt, "back" = baek), so its
   duration, syllable count, formant and fricative pattern and f0 contour differ per class; unknown labels get a
   stable pseudo-word derived from the label. The same syllables drive the EMG bursts in the EEG (ctx.muscle)
-  and the voice's vibration in the IMU (folded formants below its Nyquist).
+  and, where the IMU's ``voice_vibration_ms2`` is set, the voice's vibration in the IMU (folded formants
+  below its Nyquist).
 * ``affect``/arousal: higher and more variable f0, louder and tenser voice (flatter spectral tilt, higher
   spectral centroid), faster syllables; EEG sees more tonic EMG.
 * talking vs not (any task): voice activity, turn-taking; EEG EMG and the eye generator's blink rate follow.

@@ -89,7 +89,6 @@ ORDER: tuple[tuple[str, str, str], ...] = (
     ("depth", "generate_depth", "depth"),
 )
 QOE_INDEX = 7
-SPEECH_INDEX = 8
 DROPOUT_INDEX = 16
 #: Sensors used to simulate latent behaviour a device does not record (cheap rates; streams discarded).
 LATENT: dict[str, SensorSpec] = {
@@ -211,9 +210,11 @@ def generate_session(plan: SessionPlan, seed: int, *, likert_prob: float = 0.5) 
     truth_rows: list[dict[str, Any]] = []
     outputs: dict[str, ModalityOutput] = {}
     missing: list[str] = []
-    # the voice is planned first: the audio renders it, the head's IMU feels it, the EEG sees its EMG
-    audio.plan_speech(plan, _rng(seed, uid, sid, SPEECH_INDEX), ctx)
-    for index, (module, func, key) in enumerate(ORDER):
+    rngs = {module: _rng(seed, uid, sid, index) for index, (module, _, _) in enumerate(ORDER)}
+    # the voice is planned first (with the audio's random stream, which goes on to the audio generator): the
+    # audio renders it, the head's IMU can feel it, the EEG sees its EMG
+    audio.plan_speech(plan, rngs["audio"], ctx)
+    for module, func, key in ORDER:
         if not needed[module]:
             continue
         fn = _generator(module, func)
@@ -223,7 +224,7 @@ def generate_session(plan: SessionPlan, seed: int, *, likert_prob: float = 0.5) 
         recorded = key in sensors
         spec = sensors[key] if recorded else LATENT.get(key, SensorSpec(STREAM_MODALITY[key], 30.0))
         gen_plan = plan if recorded or module != "audio" else replace(plan, mic_muted=True)
-        out = fn(gen_plan, spec, _rng(seed, uid, sid, index), ctx)
+        out = fn(gen_plan, spec, rngs[module], ctx)
         outputs[module] = out
         kept = [s for s in out.streams if s.name in sensors]
         for s in kept:

@@ -201,10 +201,13 @@ def test_accelerometer_has_no_knot_rate_lines_while_walking() -> None:
 
 
 def test_imu_feels_the_wearers_voice_not_the_partners() -> None:
-    """Bone-conducted voice: accelerometer power above the gait band >= 7 dB over silence in the user's talk
-    spurts (pauses and unvoiced consonants included); the partner's turns and a session planned without
-    speech stay at the floor."""
-    plan = example_plan(120.0, (("affect", "neutral"), ("speech_command", "menu")), device=CONSUMER)
+    """Bone-conducted voice (opt-in, ``voice_vibration_ms2``): accelerometer power above the gait band >= 7 dB
+    over silence in the user's talk spurts (pauses and unvoiced consonants included); the partner's turns and a
+    session planned without speech stay at the floor; without the parameter the IMU does not change."""
+    talking = (("affect", "neutral"), ("speech_command", "menu"))
+    imu_spec = replace(CONSUMER_IMU, params={**CONSUMER_IMU.params, "voice_vibration_ms2": 0.3})
+    device = replace(CONSUMER, sensors={**CONSUMER.sensors, "imu": imu_spec})
+    plan = example_plan(120.0, talking, device=device)
     _, _, imu, ctx = _session(plan, 81, voice=True)
     assert imu is not None and ctx.voice is not None
     t = imu.time_ns / 1e9
@@ -225,6 +228,8 @@ def test_imu_feels_the_wearers_voice_not_the_partners() -> None:
     voice, floor = power["voice"], power["voice"]["silence"]
     assert voice["user"] > 5 * floor and voice["partner"] < 1.3 * floor, power
     assert power["quiet"]["user"] < 1.3 * floor, power
+    _, _, default, _ = _session(example_plan(120.0, talking, device=CONSUMER), 81, voice=True)
+    assert default is not None and np.array_equal(default.data, quiet.data)
 
 
 def test_streams_writable_context_and_determinism() -> None:

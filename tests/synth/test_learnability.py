@@ -8,8 +8,7 @@ Pipeline (all in this file, numpy only):
    drift (it would flip label mappings) and near-uniform class probabilities.
 2. ``xrdata.windows`` cuts 2 s windows (hop 1 s) with the task label; windows straddling two segments are
    dropped. Per stream, simple summaries: means / stds / ranges, band log-powers (IMU, audio, EEG on the
-   8 channels every cap has), the voice's vibration in the accelerometer, gaze angles and pupil, palm and
-   fingertip geometry, a coarse depth grid.
+   8 channels every cap has), gaze angles and pupil, palm and fingertip geometry, a coarse depth grid.
 3. Features are z-scored per session over all its windows (unsupervised: removes user and session offsets such
    as resting pupil, lighting, heading).
 4. Per task, leave-one-segment-out: windows of the held-out segment are predicted by a late fusion of one
@@ -25,7 +24,6 @@ the remaining modalities' imprint is too weak for window features (see ``GAPS``)
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from pathlib import Path
@@ -59,10 +57,8 @@ GAPS = {
                                 "in stage coordinates: head, hand and depth windows do not separate 9 directions",
     ("gesture", "hand"): "gaze and head follow only the swipe direction, and in the depth frames the hands are "
                          "small near-range holes at the bottom edge of the view",
-    ("speech_command", "audio"): "the voice's vibration in the IMU (bone conduction, formants folded below 500 Hz) "
-                                 "alone separates the 12 commands at ~0.20 per window (chance 0.13), and the EEG's "
-                                 "EMG bursts at the syllables not at all: fused with the other streams' chance-level "
-                                 "votes, windows without audio fall to chance",
+    ("speech_command", "audio"): "the EEG's EMG bursts at the command's syllables do not separate 12 commands "
+                                 "with band-power window features",
 }
 
 
@@ -94,22 +90,6 @@ def _span(p: np.ndarray) -> np.ndarray:
     return np.nanmax(p, axis=0) - np.nanmin(p, axis=0) if np.isfinite(p).any() else np.full(p.shape[1], np.nan)
 
 
-def _vibration(x: np.ndarray, fs: float) -> np.ndarray:
-    """The wearer's voice in the accelerometer (bone conduction, formants folded below the IMU's Nyquist): the
-    40 ms envelope's level, spread and syllable-rate modulation over the window, and the spectral shape above
-    60 Hz of the loudest 0.8 s (where an utterance is, if any: a command is 0.3-0.7 s of a 2 s window)."""
-    a = np.nan_to_num(x[:, :3] - np.nanmean(x[:, :3], axis=0))
-    n = int(0.04 * fs)
-    d = np.diff(a, axis=0)  # first difference: above ~60 Hz
-    e = np.log(np.mean(d[: len(d) // n * n].reshape(-1, n, 3) ** 2, axis=(1, 2)) + 1e-12)
-    mod = _band_logpow((e - e.mean())[:, None], 1 / 0.04, ((1.0, 3.0), (3.0, 6.0), (6.0, 12.0))).ravel()
-    peak = int(np.argmax(np.convolve(e, np.ones(20), "same"))) * n  # centre of the loudest 0.8 s
-    seg = a[max(0, peak - 20 * n): peak + 20 * n]
-    edges = np.linspace(60.0, 0.5 * fs, 9)
-    bands = np.log(np.exp(_band_logpow(seg, fs, tuple(itertools.pairwise(edges)))).sum(axis=1))
-    return np.concatenate([bands, bands - bands.mean(), [e.mean(), e.std(), *np.percentile(e, [10, 50, 90])], mod])
-
-
 def features(name: str, x: np.ndarray, fs: float, eeg_idx: list[int]) -> np.ndarray | None:
     """Summaries of one window of one stream (x: (steps, *sample_shape), NaN where missing)."""
     if name == "gaze":  # canonical gaze channels: combined dir 15-17, pupils 18-19, openness 20-21
@@ -131,7 +111,7 @@ def features(name: str, x: np.ndarray, fs: float, eeg_idx: list[int]) -> np.ndar
         acc = np.linalg.norm(x[:, :3], axis=1)[:, None]
         return np.concatenate([np.nanmean(x, 0), np.nanstd(x, 0),
                                _band_logpow(acc, fs, ((0.5, 1.5), (1.5, 3.0), (3.0, 6.0), (6.0, 15.0))).ravel(),
-                               _band_logpow(x[:, 3:6], fs, ((0.5, 3.0), (3.0, 10.0))).ravel(), _vibration(x, fs)])
+                               _band_logpow(x[:, 3:6], fs, ((0.5, 3.0), (3.0, 10.0))).ravel()])
     if name == "hand":  # (2 hands, 26 joints, 9): position xyz, orientation xyzw, radius, confidence
         out: list[Any] = []
         for h in (0, 1):
