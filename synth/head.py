@@ -40,8 +40,8 @@ Sensor parameters read (``SensorSpec.params``):
   default 0.02), ``gyro_bias_walk`` (rad/s/sqrt(s), default 2e-5), ``accel_bias_walk`` (m/s^2/sqrt(s),
   default 2e-4), ``voice_vibration_ms2`` (RMS acceleration of the wearer's voice while talking, m/s^2;
   default 0, off: no device preset sets it, because its level is not calibrated on a headset (skull
-  vibration during phonation is of the order of 0.1-1 m/s^2) and at 0.3 m/s^2 the residue that survives
-  pooling the IMU to 25 Hz moved the trainer's benchmark, see benchmarks/README.md).
+  vibration during phonation is of the order of 0.1-1 m/s^2) and with it at 0.3 m/s^2 the trainer's
+  benchmark moved (federated further behind centralized; benchmarks/README.md, fl_acceptance)).
 
 Label imprints in head/IMU: activity (head height: sitting ~1.2 m, standing ~1.6 m; walking/running: gait
 bob at 1.8-2.7 Hz in accel and position, translation), gaze_selection target (head yaw toward the target
