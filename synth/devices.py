@@ -11,7 +11,8 @@ and the noise/resolution parameters the signal generators read through ``sensor.
   field of view), ``loss_rate_hz`` (tracking-loss bursts per second in good conditions).
 - head (``xrdata.synth.head``): ``position_noise_m``, ``rotation_noise_deg``, ``jitter_ms``.
 - imu (``xrdata.synth.head``): ``gyro_noise_density`` (rad/s/sqrt(Hz)), ``accel_noise_density``
-  (m/s^2/sqrt(Hz)), ``gyro_bias_walk`` (rad/s/sqrt(s)), ``accel_bias_walk`` (m/s^2/sqrt(s));
+  (m/s^2/sqrt(Hz)), ``gyro_bias_walk`` (rad/s/sqrt(s)), ``accel_bias_walk`` (m/s^2/sqrt(s)),
+  ``voice_vibration_ms2`` (the wearer's voice in the accelerometer, m/s^2 RMS; no preset sets it: off);
   ``gyro_turn_on_bias`` (rad/s) and ``accel_turn_on_bias`` (m/s^2), the bias spread at power-on, and
   ``gyro_bias_instability`` (rad/s, datasheet figure, documentation only) are read by :mod:`xrdata.synth.drift`.
 - audio (``xrdata.synth.audio``): ``dbspl_full_scale``, ``self_noise_dba``, ``speech_level_db``;
