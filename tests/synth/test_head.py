@@ -181,12 +181,9 @@ def test_gaze_selection_imprint_head_yaw() -> None:
 
 
 def _band_power(x: np.ndarray, fs: float, lo: float, hi: float) -> float:
-    """Mean periodogram power of (T, 3) ``x`` (summed over axes) in [lo, hi) Hz, 1 s Hann segments."""
-    n = int(fs)
-    seg = np.stack([x[i:i + n] - x[i:i + n].mean(axis=0) for i in range(0, len(x) - n, n // 2)])
-    p = (np.abs(np.fft.rfft(seg * np.hanning(n)[None, :, None], axis=1)) ** 2).sum(axis=2).mean(axis=0)
-    f = np.fft.rfftfreq(n, 1 / fs)
-    return float(p[(f >= lo) & (f < hi)].mean())
+    """Mean Welch PSD of (T, 3) ``x`` (summed over axes) in [lo, hi) Hz, 1 s segments."""
+    f, p = stats.welch_psd(x, fs, seconds=1.0)
+    return float(p[(f >= lo) & (f < hi)].sum(axis=1).mean())
 
 
 def test_accelerometer_has_no_knot_rate_lines_while_walking() -> None:
