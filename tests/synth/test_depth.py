@@ -185,3 +185,54 @@ def test_hands_are_spheres_in_front_of_the_camera(kind: str) -> None:
     assert (noisy[:, 96, 128] > 0).mean() > 0.6  # the hand gets noise and holes, not only the clean disc
     plane = {"clean": 1, "kind": kind, "scene": "plane", "plane_m": 1.5}
     assert np.array_equal(_frames(0.1, ctx=_hand_ctx((0.0, 0.0, -0.8)), **plane)[0], _frames(0.1, **plane)[0])
+
+
+@pytest.mark.parametrize("mode", ["structured_light", "tof", "clean"])
+def test_compiled_frame_kernel_matches_its_python(mode: str) -> None:
+    """numba's build of the per-pixel kernel gives the bytes the interpreted function gives (no fast-math or
+    fused multiply-add changes), on values at the valid-range limits, holes, infinities and flying pixels."""
+    from xrdata.synth.depth import _compiled, _finish_frames
+
+    rng = np.random.default_rng(3)
+    m, hw, c = 2, 48, 4 if mode == "tof" else 2
+    P = np.empty((m * hw, c), np.float32)
+    P[:, 0] = rng.uniform(0.3, 4.5, m * hw)
+    P[:, 1] = rng.normal(0, 1.5, m * hw)
+    P[::7, 1], P[3::11, 1] = np.inf, -np.inf  # never / always a hole
+    if c == 4:
+        P[:, 2] = rng.uniform(1e-3, 2e-2, m * hw)
+        P[:, 3] = np.where(rng.random(m * hw) < 0.3, rng.uniform(0.3, 3.0, m * hw), 0) * rng.choice([-1, 1], m * hw)
+    cfac = rng.uniform(850, 1000, hw).astype(np.float32)
+    consts = np.array([500.5, 3500.5, 1.9e-6, -1.5e-3, 1.5], np.float32)
+    P[5, 0] = (consts[0] - 0.5) / cfac[5]  # exactly at the near limit before noise
+    pool = 3 * m * hw
+    dn, hn = (rng.normal(size=pool).astype(np.float32) for _ in range(2))
+    mix_a = np.where(rng.random(pool) < 0.6, rng.uniform(0.15, 0.85, pool), -1).astype(np.float32)
+    mix_b = np.where(rng.random(pool) < 0.35, rng.uniform(0.15, 0.85, pool), -1).astype(np.float32)
+    args = (P.reshape(-1), cfac, consts, dn, 7, 40, hn, 13, mix_a, mix_b, mode == "tof", mode == "clean")
+    want, got = np.zeros((m, hw), np.uint16), np.zeros((m, hw), np.uint16)
+    n_want = _finish_frames(*args, want)
+    n_got = _compiled(_finish_frames)(*args, got)
+    assert 0 < n_want < m * hw
+    assert n_got == n_want == np.count_nonzero(want)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_compiled_ray_sphere_matches_its_python() -> None:
+    from xrdata.synth.depth import _compiled, _ray_sphere
+
+    rng = np.random.default_rng(4)
+    k, S, W, H = 3, 30, 40, 30
+    x, y = rng.uniform(-0.2, 0.2, k), rng.uniform(-0.2, 0.2, k)
+    z = rng.uniform(-0.6, -0.2, k)
+    col0, row0 = rng.integers(-10, 25, k), rng.integers(-10, 15, k)  # boxes partly outside the image
+    args = (x, y, z, col0, row0, S, 60.0, 60.0, (W - 1) / 2, (H - 1) / 2, W, H)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+    n = _ray_sphere(*args, *empty)
+    assert n > 0 and _compiled(_ray_sphere)(*args, *empty) == n
+    want = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n), np.empty(n))
+    got = tuple(np.empty_like(a) for a in want)
+    _ray_sphere(*args, *want)
+    _compiled(_ray_sphere)(*args, *got)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
