@@ -242,10 +242,15 @@ def _sphere_hits(cam: np.ndarray, K: dict[str, float], W: int, H: int
     row0 = np.floor(K["cy"] - K["fy"] * y / depth - S / 2).astype(np.int64)
     hits = _compiled(_ray_sphere)
     args = (x, y, z, col0, row0, S, K["fx"], K["fy"], K["cx"], K["cy"], W, H)
-    n = hits(*args, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))  # count, then fill
-    out = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n), np.empty(n))
-    hits(*args, *out)
-    return out
+    cap = int(np.sum(np.minimum(S * S, 4 * rp * rp)))  # twice the discs' areas: one pass unless far off-axis
+    for _ in range(2):
+        out = (np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap), np.empty(cap))
+        n = hits(*args, *out)
+        if n <= cap:
+            break
+        cap = n
+    frame, pix, rng_m, cos_i = out
+    return frame[:n], pix[:n], rng_m[:n], cos_i[:n]
 
 
 def _ray_sphere(x: np.ndarray, y: np.ndarray, z: np.ndarray, col0: np.ndarray, row0: np.ndarray, S: int,
@@ -253,9 +258,9 @@ def _ray_sphere(x: np.ndarray, y: np.ndarray, z: np.ndarray, col0: np.ndarray, r
                 rng_m: np.ndarray, cos_i: np.ndarray) -> int:
     """Ray-sphere tests of the pixels of an S x S box from (``row0``, ``col0``) per frame (numba-compiled by
     ``_sphere_hits``): the hits' frame, flat pixel index, range (m) and incidence cosine are written to the
-    output arrays when they are large enough (else only counted). Returns the number of hits."""
+    output arrays while they have room (the rest are only counted). Returns the number of hits."""
     n = 0
-    fill = frame.size > 0
+    cap = frame.size
     for f in range(x.size):
         xf, yf, zf = x[f], y[f], z[f]
         c_sq = xf * xf + yf * yf + zf * zf - HAND_RADIUS_M**2
@@ -264,7 +269,18 @@ def _ray_sphere(x: np.ndarray, y: np.ndarray, z: np.ndarray, col0: np.ndarray, r
             if row < 0 or row >= H:
                 continue
             a_v = -(row - cy) / fy
-            for c in range(S):
+            # the row's rays that can hit: (a_u x + w)^2 >= c_sq (a_u^2 + a_v^2 + 1), w = a_v y - z, holds on
+            # one interval of a_u; only its columns (plus a margin for rounding) get the exact test below
+            w = a_v * yf - zf
+            qa, qb, qc = xf * xf - c_sq, 2 * xf * w, w * w - c_sq * (a_v * a_v + 1)
+            dq = qb * qb - 4 * qa * qc
+            if dq < -1e-9 * (qb * qb + abs(4 * qa * qc)) or qa >= 0:
+                continue
+            e = np.sqrt(max(dq, 0.0))
+            u_lo, u_hi = (-qb + e) / (2 * qa), (-qb - e) / (2 * qa)  # qa < 0: the roots in ascending order
+            c_lo = max(0, int(np.floor(cx + fx * u_lo)) - 2 - col0[f])
+            c_hi = min(S, int(np.ceil(cx + fx * u_hi)) + 3 - col0[f])
+            for c in range(c_lo, c_hi):
                 col = col0[f] + c
                 if col < 0 or col >= W:
                     continue
@@ -272,7 +288,7 @@ def _ray_sphere(x: np.ndarray, y: np.ndarray, z: np.ndarray, col0: np.ndarray, r
                 b = (a_u * xf + a_v * yf - zf) / np.sqrt(a_u * a_u + a_v * a_v + 1.0)  # ray . centre, |ray| = 1
                 disc = b * b - c_sq
                 if disc > 0 and b > 0:
-                    if fill:
+                    if n < cap:
                         sq = np.sqrt(disc)
                         frame[n], pix[n], rng_m[n], cos_i[n] = f, row * W + col, b - sq, sq / HAND_RADIUS_M
                     n += 1

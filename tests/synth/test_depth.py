@@ -236,3 +236,33 @@ def test_compiled_ray_sphere_matches_its_python() -> None:
     _compiled(_ray_sphere)(*args, *got)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_ray_sphere_row_intervals_lose_no_hit() -> None:
+    """The compiled ray-sphere test only visits each row's candidate interval; a brute-force test of every
+    pixel of the boxes finds the same hits with the same values (near, far, off-axis and clipped spheres)."""
+    from xrdata.synth.depth import _sphere_hits, intrinsics
+
+    rng = np.random.default_rng(5)
+    W, H = 256, 192
+    K = intrinsics(W, H, 75.0)
+    k = 60
+    dist = rng.uniform(0.12, 1.5, k)
+    ang = rng.uniform(-0.7, 0.7, (k, 2))
+    cam = np.stack([dist * np.sin(ang[:, 0]), dist * np.sin(ang[:, 1]), -dist * np.cos(ang[:, 0])], axis=1)
+    got = _sphere_hits(cam, K, W, H)
+
+    x, y, z = (c[:, None, None] for c in cam.T)
+    S = int(2 * np.ceil((K["fx"] * HAND_RADIUS_M / -z + 2).max())) + 2
+    cols = np.floor(K["cx"] + K["fx"] * x / -z - S / 2).astype(np.int64) + np.arange(S)[None, None, :]
+    rows = np.floor(K["cy"] - K["fy"] * y / -z - S / 2).astype(np.int64) + np.arange(S)[None, :, None]
+    a_u, a_v = (cols - K["cx"]) / K["fx"], -(rows - K["cy"]) / K["fy"]
+    b = (a_u * x + a_v * y - z) / np.sqrt(a_u * a_u + a_v * a_v + 1.0)
+    disc = b * b - (x * x + y * y + z * z - HAND_RADIUS_M**2)
+    hit = (disc > 0) & (b > 0) & (cols >= 0) & (cols < W) & (rows >= 0) & (rows < H)
+    f, r_i, c_i = np.nonzero(hit)
+    sq = np.sqrt(disc[hit])
+    want = (f, rows[f, r_i, 0] * W + cols[f, 0, c_i], b[hit] - sq, sq / HAND_RADIUS_M)
+    assert len(f) > 1000
+    for a, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, w)
