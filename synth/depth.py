@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from xrdata.errors import require
 from xrdata.model import Stream
 from xrdata.synth.audio import gaussian_noise, sample_times_ns
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
@@ -592,12 +593,8 @@ _COMPILED: dict[str, Any] = {}
 def _compiled(fn: Any) -> Any:
     """``fn`` compiled by numba on first use (cached on disk; numba is imported only when depth is generated)."""
     if fn.__name__ not in _COMPILED:
-        try:
-            from numba import njit
-        except ModuleNotFoundError as exc:
-            raise ModuleNotFoundError("generating depth frames needs numba: pip install 'xrdata[synth]'") from exc
-
-        _COMPILED[fn.__name__] = njit(cache=True, nogil=True)(fn)
+        numba = require("numba", "synth")
+        _COMPILED[fn.__name__] = numba.njit(cache=True, nogil=True)(fn)  # type: ignore[attr-defined]
     return _COMPILED[fn.__name__]
 
 

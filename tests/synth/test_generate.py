@@ -194,13 +194,13 @@ def test_dask_engine_needs_dask(tmp_path: Path) -> None:
     if importlib.util.find_spec("dask") is None:
         with pytest.raises(MissingDependencyError, match="dask"):
             generate(config_from_preset_like(TINY, users=1), tmp_path / "d", engine="dask")
-    else:  # pragma: no cover - dask is not a dependency of the test environment
+    else:
         r = generate(config_from_preset_like(TINY, users=1), tmp_path / "d", engine="dask")
         assert r.users == ["u0001"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("dask") is None, reason="dask is not installed")
-def test_dask_engine_matches_processes(tmp_path: Path, stores: dict[str, Any]) -> None:  # pragma: no cover
+def test_dask_engine_matches_processes(tmp_path: Path, stores: dict[str, Any]) -> None:
     generate(TINY, tmp_path / "d", engine="dask")
     a, b = _arrays(stores["one"]), _arrays(str(tmp_path / "d"))
     assert all(np.array_equal(a[k][1], b[k][1], equal_nan=a[k][1].dtype.kind == "f") for k in a)
