@@ -542,8 +542,8 @@ def _finish_frames(P: np.ndarray, cfac_mm: np.ndarray, consts: np.ndarray, dn: n
     pixels' near-surface weights ``mix_a`` (first pixel past a jump) and ``mix_b`` (second; offset ``o``; < 0: no
     mixing). ``out`` (m, H * W) uint16. Returns the number of valid pixels.
 
-    Compiled with numba (``_compiled``): one pass per pixel instead of the ~15 passes over each frame that
-    array code needs (3-4x slower), with the float32 operations in the same order, so the output is the same.
+    Compiled with numba (``_compiled``): one pass over the pixels instead of the ~15 passes array code needs,
+    with the float32 operations of the array code in the same order (its output is bit-identical).
     """
     lo, hi, c2, c1, c0 = consts[0], consts[1], consts[2], consts[3], consts[4]
     half, zero = np.float32(0.5), np.float32(0.0)
