@@ -85,7 +85,7 @@ def main() -> None:
                  fmt(bench["methods"]["centralized"]["future_mean_macro_f1"]), "", "",
                  fmt(bench["methods"]["federated"]["unseen_mean_macro_f1"]),
                  fmt(bench["personalization"].get("unseen_mean_macro_f1")),
-                 fmt(bench["methods"]["local"]["unseen_mean_macro_f1"])])
+                 fmt(bench["methods"].get("local", {}).get("unseen_mean_macro_f1"))])
     print(md_table(["task", "federated (future)", "centralized (future)", "ratio", ">= 0.9", "federated (unseen)",
                     "federated + personalized (unseen)", "local-only (unseen)"], rows))
     print()
@@ -94,10 +94,11 @@ def main() -> None:
         key = f"{split}_mean_macro_f1"
         clean = bench["methods"]["federated"][key]
         token = bursty["methods"]["federated"][key]
-        zero = bursty["methods"]["zero_fill"][key]
+        zero = bursty["methods"].get("zero_fill", {}).get(key)
         rows.append([split, fmt(clean), fmt(token), f"{100 * (clean - token):+.1f}", fmt(zero),
-                     f"{100 * (clean - zero):+.1f}"])
-        rows.append([f"{split}: local-only, no dropout", fmt(bench["methods"]["local"][key]), "", "", "", ""])
+                     "-" if zero is None else f"{100 * (clean - zero):+.1f}"])
+        local = bench["methods"].get("local", {}).get(key)
+        rows.append([f"{split}: local-only, no dropout", fmt(local), "", "", "", ""])
     print(md_table(["mean macro-F1", "no dropout", "30 % bursty, learned token", "points lost",
                     "30 % bursty, zero-fill", "points lost"], rows))
     print()
@@ -138,9 +139,10 @@ def main() -> None:
         for split in ("future", "unseen"):
             clean = _f1(bench, "federated", split, t)
             token, zero = _f1(bursty, "federated", split, t), _f1(bursty, "zero_fill", split, t)
-            if clean is None or token is None or zero is None:
+            if clean is None or token is None:
                 break
-            cells += [fmt(clean), f"{100 * (clean - token):+.1f}", f"{100 * (clean - zero):+.1f}"]
+            lost_zero = "-" if zero is None else f"{100 * (clean - zero):+.1f}"
+            cells += [fmt(clean), f"{100 * (clean - token):+.1f}", lost_zero]
         if len(cells) == 7:
             rows.append(cells)
     print(md_table(["task", "future: no dropout", "points lost, token", "points lost, zero-fill",

@@ -24,8 +24,10 @@ head       (20, 7): ``head_px, head_py, head_pz, head_qx, head_qy, head_qz, head
            heading frame: rotated about the vertical (+Y) axis by minus the window's mean head yaw, so the
            direction the user faces in the room (random per session) carries no information and "forward",
            "left" and "down" mean the same in every window. x and z (horizontal): metres minus their window
-           mean (translation within the window); y (up): absolute metres, kept because head height tells
-           sitting from standing in stage/floor reference spaces. Quaternions sign-flipped to ``qw >= 0`` (q
+           mean (translation within the window); y (up): metres above the floor minus 1.4, x 5 (seated eyes
+           near -1, standing near +1), kept absolute because head height tells sitting from standing in
+           stage/floor reference spaces (as raw metres, 1.1-1.7 for every window, federated models misread
+           seated users as standing). Quaternions sign-flipped to ``qw >= 0`` (q
            and -q are the same rotation), qx/qy/qz x 10 (a 6 deg turn is about 0.5).
 imu        (50, 6): ``accel_x..z`` / 9.81 (g, gravity included), ``gyro_x..z`` rad/s.
 hand       (20, 158): per hand (left then right) the 26 joint positions (joint-major, xyz) minus the window
@@ -108,7 +110,7 @@ __all__ = [
 log = logging.getLogger("xrdata.fed_training")
 
 #: Bumped whenever the features change, so that old cache files are never read back.
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 SPLITS = ("train", "future", "test_users")
 #: The 25 gaze features, in order (the canonical gaze channels without norm_x, norm_y and confidence).
 GAZE_CHANNELS: tuple[str, ...] = (
@@ -129,6 +131,7 @@ _DECIMETRES = 10.0  # m -> dm for hand joints and eye origins (offsets of a few 
 _PUPIL_MM = 0.5  # pupil diameter minus its session median, mm / 0.5 (task-evoked dilation ~0.1-0.6 mm)
 _GAZE_DIR_XY = 10.0  # gaze direction x/y components (sin of the off-axis angle; targets within ~0.05-0.5) x 10
 _QUAT_XYZ = 10.0  # heading-frame head quaternion x/y/z (sin of half the angle; head turns of a few degrees) x 10
+_HEAD_Y0, _HEAD_Y = 1.4, 5.0  # head height above the floor: (y - 1.4 m) x 5, seated eyes ~ -1, standing ~ +1
 _EEG_SCALE = 1e6 / 20.0  # V -> uV / 20 (typical EEG +-20 uV -> +-1)
 _F16_MAX = 65504.0
 _HALF = frozenset({"audio", "eeg", "depth"})  # modalities kept as float16
@@ -698,6 +701,7 @@ def _features(
         flip = np.where(v[..., 6:7] < 0, -1.0, 1.0).astype(np.float32)
         v[..., 3:7] *= flip
         v[..., 3:6] *= _QUAT_XYZ
+        v[..., 1] = (v[..., 1] - _HEAD_Y0) * _HEAD_Y
         return v, mask & _any_finite(v)
     if name == "imu":
         v, _ = _pick(data, _index(src.channels, IMU_CHANNELS))

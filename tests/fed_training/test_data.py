@@ -196,6 +196,7 @@ def test_head_and_hand_features_do_not_depend_on_where_the_user_faces(heading: f
     (h0, f0), (h1, f1) = features(0.0), features(heading)
     np.testing.assert_allclose(h1, h0, atol=2e-4)
     np.testing.assert_allclose(f1, f0, atol=2e-4)
+    np.testing.assert_allclose(h0[..., 1], 1.0, atol=1e-5)  # eyes 1.6 m above the floor: (1.6 - 1.4) x 5
 
 
 def test_a_missing_modality_is_zeros_and_never_present(store_path: Path, clients: dict[str, ClientData]) -> None:
