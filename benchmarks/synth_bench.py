@@ -182,7 +182,7 @@ def run(minutes: float, reps: int, seed: int, work: Path, profile: set[str] | No
         for rep in range(reps):
             # like a synth worker, which frees each session once written: the previous rep's arrays are released
             # first, so the allocator can reuse their pages (first-touching 530 MB of depth frames costs ~0.5
-            # CPU s here, more than the generator's own arithmetic)
+            # CPU s without transparent huge pages, more than the generator's own arithmetic)
             rec = res = sub = None
             res, timing = _generate(plan, seed, profile if (rep == 0 and kind == "structured_light") else None)
             if timing["profiler"] is not None:

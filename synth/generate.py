@@ -454,7 +454,7 @@ def _generate_user(config: SynthConfig, uid: str, url: str, if_exists: str) -> d
         for table, rows in res.rows.items():
             tables.setdefault(table, []).extend(rows)
         # freed before the next session is generated: one session in memory at a time, and its pages are reused
-        # (first-touching a 10-minute session's 1.8 GB of depth frames again costs ~2 CPU s on this machine)
+        # (first-touching a 10-minute session's 1.8 GB of depth frames costs ~2 CPU s without transparent huge pages)
         del res
     _write_truth(url, uid, tables)
     return {"user": uid, "sessions": len(up.sessions), "skipped": False, "streams": n_streams,
