@@ -275,12 +275,14 @@ def _ray_sphere(x: np.ndarray, y: np.ndarray, z: np.ndarray, col0: np.ndarray, r
             w = a_v * yf - zf
             qa, qb, qc = xf * xf - c_sq, 2 * xf * w, w * w - c_sq * (a_v * a_v + 1)
             dq = qb * qb - 4 * qa * qc
-            if dq < -1e-9 * (qb * qb + abs(4 * qa * qc)) or qa >= 0:
-                continue
-            e = np.sqrt(max(dq, 0.0))
-            u_lo, u_hi = (-qb + e) / (2 * qa), (-qb - e) / (2 * qa)  # qa < 0: the roots in ascending order
-            c_lo = max(0, int(np.floor(cx + fx * u_lo)) - 2 - col0[f])
-            c_hi = min(S, int(np.ceil(cx + fx * u_hi)) + 3 - col0[f])
+            c_lo, c_hi = 0, S  # the whole row where the interval is not bounded (a sphere beside the camera)
+            if qa < 0:
+                if dq < -1e-9 * (qb * qb + abs(4 * qa * qc)):
+                    continue
+                e = np.sqrt(max(dq, 0.0))
+                u_lo, u_hi = (-qb + e) / (2 * qa), (-qb - e) / (2 * qa)  # the roots in ascending order
+                c_lo = max(0, int(np.floor(cx + fx * u_lo)) - 2 - col0[f])
+                c_hi = min(S, int(np.ceil(cx + fx * u_hi)) + 3 - col0[f])
             for c in range(c_lo, c_hi):
                 col = col0[f] + c
                 if col < 0 or col >= W:
