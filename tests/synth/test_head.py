@@ -180,6 +180,18 @@ def test_gaze_selection_imprint_head_yaw() -> None:
         assert diff > 4.0, diff  # the head turns toward the selected target (left = positive yaw)
 
 
+def test_cognitive_load_imprint_head_stillness() -> None:
+    """High load holds the head stiller than low load: the median angular speed of the low-load segment is at
+    least 1.3 x that of the high-load one (sway scales by 1.25 - 0.6 load: 1.16 at load 0.15, 0.74 at 0.85)."""
+    plan = example_plan(120.0, (("cognitive_load", "low"), ("cognitive_load", "high")))
+    _, head, _, _ = _session(plan, 7)
+    w = stats.head_angular_speed(head.time_ns, head.data[:, 3:7])
+    t = head.time_ns[1:]
+    mid = plan.segments[1].start_ns
+    low, high = np.median(w[(t > 5e9) & (t < mid)]), np.median(w[t > mid + 5e9])
+    assert low > 1.3 * high, (low, high)
+
+
 def _band_power(x: np.ndarray, fs: float, lo: float, hi: float) -> float:
     """Mean Welch PSD of (T, 3) ``x`` (summed over axes) in [lo, hi) Hz, 1 s segments."""
     f, p = stats.welch_psd(x, fs, seconds=1.0)

@@ -18,7 +18,7 @@ Pipeline (all in this file, numpy only):
 5. Pass: window accuracy >= chance + max(0.05, 2 sqrt(p (1 - p) / segments)), p = the majority-class share,
    counting segments (not windows) as the independent samples.
 
-Known gaps (xfail, not strict): four (task, removed modality) pairs where, at this data size and window length,
+Known gaps (xfail, not strict): three (task, removed modality) pairs where, at this data size and window length,
 the remaining modalities' imprint is too weak for window features (see ``GAPS``).
 """
 
@@ -51,8 +51,6 @@ CONFIG = SynthConfig(
 
 #: (task, removed modality) -> why the rest does not carry the label at window level in this cohort.
 GAPS = {
-    ("cognitive_load", "gaze"): "EEG frontal theta up / parietal alpha down (REALISM G4: +10-60 % / -10-50 %) is "
-                                "too weak in 2 s windows of 3-5 s segments; head sway barely changes",
     ("gaze_selection", "gaze"): "the head turns only part of the way toward the target and the reach direction is "
                                 "in stage coordinates: head, hand and depth windows do not separate 9 directions",
     ("gesture", "hand"): "gaze and head follow only the swipe direction, and in the depth frames the hands are "
