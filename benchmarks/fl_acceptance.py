@@ -25,8 +25,10 @@ missing inputs cost at test time (one model on windows with and without dropout)
 
     python benchmarks/fl_acceptance.py run-bench run-bursty --seed bench-s1 bursty-s1 --cross bench bursty
 
-Prints, per task, federated / centralized macro-F1 (target >= 0.9), on unseen users the federated model as is
-and fine-tuned on each user's adaptation sessions (personalized) against local-only trained on the same data,
+Prints, per task, federated / centralized macro-F1 (target >= 0.9), for the global federated model and with each
+client's own label prior added to its logits (``federated_prior``: the prior from the user's training windows on
+future weeks, from its adaptation sessions on unseen users); on unseen users the federated model as is, with the
+prior, and fine-tuned on each user's adaptation sessions (personalized) against local-only trained on the same data,
 and the macro-F1 lost to 30 % bursty dropout by the learned-missing-token model and by zero-fill (target
 <= 3 points for the learned token), on the mean and per task.
 """
@@ -77,28 +79,39 @@ def main() -> None:
         fed, cen = _f1(bench, "federated", "future", t), _f1(bench, "centralized", "future", t)
         if fed is None and cen is None:  # a regression task (qoe): MAE, in results.md
             continue
+        prior = _f1(bench, "federated_prior", "future", t)
         ratio = fed / cen if fed is not None and cen else None
-        rows.append([t, fmt(fed), fmt(cen), fmt(ratio), "yes" if ratio is not None and ratio >= 0.9 else "no",
-                     fmt(_f1(bench, "federated", "unseen", t)), fmt(_f1(bench, "personalized", "unseen", t)),
-                     fmt(_f1(bench, "local", "unseen", t))])
-    rows.append(["**mean**", fmt(bench["methods"]["federated"]["future_mean_macro_f1"]),
-                 fmt(bench["methods"]["centralized"]["future_mean_macro_f1"]), "", "",
-                 fmt(bench["methods"]["federated"]["unseen_mean_macro_f1"]),
+        ratio_p = prior / cen if prior is not None and cen else None
+        rows.append([t, fmt(fed), fmt(prior), fmt(cen), fmt(ratio), fmt(ratio_p),
+                     "/".join("-" if r is None else "yes" if r >= 0.9 else "no" for r in (ratio, ratio_p)),
+                     fmt(_f1(bench, "federated", "unseen", t)), fmt(_f1(bench, "federated_prior", "unseen", t)),
+                     fmt(_f1(bench, "personalized", "unseen", t)), fmt(_f1(bench, "local", "unseen", t))])
+    methods = bench["methods"]
+    rows.append(["**mean**", fmt(methods["federated"]["future_mean_macro_f1"]),
+                 fmt(methods.get("federated_prior", {}).get("future_mean_macro_f1")),
+                 fmt(methods["centralized"]["future_mean_macro_f1"]), "", "", "",
+                 fmt(methods["federated"]["unseen_mean_macro_f1"]),
+                 fmt(methods.get("federated_prior", {}).get("unseen_mean_macro_f1")),
                  fmt(bench["personalization"].get("unseen_mean_macro_f1")),
-                 fmt(bench["methods"].get("local", {}).get("unseen_mean_macro_f1"))])
-    print(md_table(["task", "federated (future)", "centralized (future)", "ratio", ">= 0.9", "federated (unseen)",
+                 fmt(methods.get("local", {}).get("unseen_mean_macro_f1"))])
+    print(md_table(["task", "federated (future)", "federated + client prior (future)", "centralized (future)",
+                    "ratio", "ratio with prior", ">= 0.9", "federated (unseen)", "federated + client prior (unseen)",
                     "federated + personalized (unseen)", "local-only (unseen)"], rows))
     print()
     rows = []
-    for split in ("future", "unseen"):
-        key = f"{split}_mean_macro_f1"
-        clean = bench["methods"]["federated"][key]
-        token = bursty["methods"]["federated"][key]
-        zero = bursty["methods"].get("zero_fill", {}).get(key)
-        rows.append([split, fmt(clean), fmt(token), f"{100 * (clean - token):+.1f}", fmt(zero),
-                     "-" if zero is None else f"{100 * (clean - zero):+.1f}"])
-        local = bench["methods"].get("local", {}).get(key)
-        rows.append([f"{split}: local-only, no dropout", fmt(local), "", "", "", ""])
+    for method, label in (("federated", ""), ("federated_prior", ", client prior")):
+        for split in ("future", "unseen"):
+            key = f"{split}_mean_macro_f1"
+            clean = bench["methods"].get(method, {}).get(key)
+            token = bursty["methods"].get(method, {}).get(key)
+            if clean is None or token is None:
+                continue
+            zero = bursty["methods"].get("zero_fill", {}).get(key) if method == "federated" else None
+            rows.append([split + label, fmt(clean), fmt(token), f"{100 * (clean - token):+.1f}", fmt(zero),
+                         "-" if zero is None else f"{100 * (clean - zero):+.1f}"])
+            if method == "federated":
+                local = bench["methods"].get("local", {}).get(key)
+                rows.append([f"{split}: local-only, no dropout", fmt(local), "", "", "", ""])
     print(md_table(["mean macro-F1", "no dropout", "30 % bursty, learned token", "points lost",
                     "30 % bursty, zero-fill", "points lost"], rows))
     print()

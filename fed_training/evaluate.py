@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from xrdata.fed_training.train import Cohort
 
 __all__ = [
-    "Predictions", "expert_activation", "footprint", "inference_latency", "macro_f1", "mean_macro_f1",
-    "membership_losses", "predict", "robustness_curve", "task_metrics",
+    "Predictions", "expert_activation", "footprint", "inference_latency", "label_log_prior", "macro_f1",
+    "mean_macro_f1", "membership_losses", "predict", "robustness_curve", "task_metrics", "with_prior",
 ]
 
 
@@ -79,6 +79,33 @@ def predict(model: M3T, data: ClientData, *, batch_size: int = 256, drop: Sequen
             counts.append(out.expert_counts.cpu().numpy())
     outputs = {t: np.concatenate(v) for t, v in outs.items()}
     return Predictions(outputs, np.concatenate(counts) if counts else None)
+
+
+def label_log_prior(data: ClientData, tasks: Sequence[TaskSpec]) -> dict[str, np.ndarray]:
+    """Per classification task, the ``(C,)`` log class frequencies of ``data``'s labelled windows with one
+    pseudo-count per class (Laplace), float32; uniform for a task without labels. Computed by a client on its
+    own windows: nothing leaves the device."""
+    out = {}
+    for t in tasks:
+        if t.regression:
+            continue
+        y = data.y[t.name]
+        counts = np.bincount(y[y >= 0].astype(np.int64), minlength=len(t.classes))[: len(t.classes)]
+        out[t.name] = np.log((counts + 1.0) / (counts.sum() + len(t.classes))).astype(np.float32)
+    return out
+
+
+def with_prior(pred: Predictions, log_prior: Mapping[str, np.ndarray]) -> Predictions:
+    """``pred`` with each task's logits shifted by a client's log label prior (:func:`label_log_prior`).
+
+    The federated heads are calibrated on class-balanced virtual features (``fed.calibrate_heads``), so their
+    softmax estimates p(y | x) under equal class priors; adding log p_client(y) gives the posterior under the
+    client's own label distribution (the prior correction of Saerens et al. 2002, i.e. post-hoc logit
+    adjustment). Under label skew that persists over a user's weeks this is what a pooled model partly learns
+    by recognising the user, at no training cost and without sharing the labels.
+    """
+    outputs = {t: v + log_prior[t] if t in log_prior else v for t, v in pred.outputs.items()}
+    return Predictions(outputs, pred.expert_counts)
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
@@ -300,16 +327,31 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
     for name in ("centralized", "zero_fill"):
         if (folder / f"{name}.safetensors").exists():
             models[name] = load_model(folder, name)[0]
+    # Each split's users with the windows a user's own label prior comes from: a training user's training
+    # windows for its future weeks, a held-out user's adaptation windows (what personalization tunes on).
+    splits = (("future", future, cohort.future, cohort.train), ("unseen", unseen, cohort.unseen, cohort.adapt))
     for name, model in models.items():
         entry: dict[str, Any] = {}
-        for split, pooled, parts in (("future", future, cohort.future), ("unseen", unseen, cohort.unseen)):
+        prior_entry: dict[str, Any] = {}
+        for split, pooled, parts, own in splits:
             if pooled is None or len(pooled) == 0:
                 continue
             entry[split] = task_metrics(predict(model, pooled, device=device), pooled, tasks)
             entry[f"{split}_mean_macro_f1"] = mean_macro_f1(entry[split])
+            preds = {u: predict(model, d, device=device) for u, d in parts.items() if len(d)}
             entry[f"{split}_user_mean_macro_f1"] = _user_mean(
-                {u: task_metrics(predict(model, d, device=device), d, tasks) for u, d in parts.items() if len(d)})
+                {u: task_metrics(p, parts[u], tasks) for u, p in preds.items()})
+            if name == "federated":
+                adjusted = {u: with_prior(p, label_log_prior(own[u], tasks) if u in own else {})
+                            for u, p in preds.items()}
+                prior_entry[split] = task_metrics(concat_predictions(list(adjusted.values())),
+                                                  concat([parts[u] for u in adjusted]), tasks)
+                prior_entry[f"{split}_mean_macro_f1"] = mean_macro_f1(prior_entry[split])
+                prior_entry[f"{split}_user_mean_macro_f1"] = _user_mean(
+                    {u: task_metrics(p, parts[u], tasks) for u, p in adjusted.items()})
         methods[name] = entry
+        if prior_entry:
+            methods["federated_prior"] = prior_entry
     local_path = folder / "local.json"
     if local_path.exists():
         local = json.loads(local_path.read_text())
@@ -321,12 +363,12 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
                 methods["local"][f"{split}_user_mean_macro_f1"] = _user_mean(local[split]["users"])
     results["methods"] = methods
     if "centralized" in methods and methods["centralized"].get("future"):
-        results["federated_vs_centralized"] = {
-            t: (methods["federated"]["future"][t].get("macro_f1", float("nan"))
-                / methods["centralized"]["future"][t]["macro_f1"])
-            for t in methods["centralized"]["future"]
-            if methods["centralized"]["future"][t].get("macro_f1")
-        }
+        cen = methods["centralized"]["future"]
+        for name in ("federated", "federated_prior"):
+            if methods.get(name, {}).get("future"):
+                key = "federated_vs_centralized" if name == "federated" else "federated_prior_vs_centralized"
+                results[key] = {t: methods[name]["future"][t].get("macro_f1", float("nan")) / cen[t]["macro_f1"]
+                                for t in cen if cen[t].get("macro_f1")}
 
     # --- personalization, necessity, continuity (federated model)
     base = get_params(fed_model)

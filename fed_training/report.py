@@ -13,7 +13,7 @@ from xrdata.errors import require
 
 __all__ = ["format_tables", "write_report"]
 
-_METHODS = ("federated", "centralized", "local", "zero_fill")
+_METHODS = ("federated", "federated_prior", "centralized", "local", "zero_fill")
 
 
 def _f(v: Any, digits: int = 3) -> str:

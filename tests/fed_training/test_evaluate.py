@@ -1,0 +1,50 @@
+"""Evaluation helpers checked against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from xrdata.fed_training.config import TaskSpec
+from xrdata.fed_training.data import ClientData
+from xrdata.fed_training.evaluate import Predictions, label_log_prior, macro_f1, task_metrics, with_prior
+
+TASKS = [TaskSpec("load", ("low", "medium", "high")), TaskSpec("qoe")]
+
+
+def _client(load: list[int], qoe: list[float]) -> ClientData:
+    n = len(load)
+    return ClientData("u1", {}, {}, {"load": np.asarray(load, np.int64), "qoe": np.asarray(qoe, np.float32)},
+                      np.array(["s1"] * n), np.arange(n, dtype=np.int64), np.array(["train"] * n))
+
+
+def test_macro_f1_by_hand() -> None:
+    y = np.array([0, 0, 1, 1, 2])
+    p = np.array([0, 1, 1, 1, 0])
+    # class 0: tp 1, fp 1, fn 1 -> 0.5; class 1: tp 2, fp 1, fn 0 -> 0.8; class 2: tp 0 -> 0
+    assert macro_f1(y, p, 3) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert macro_f1(np.array([1, 1]), np.array([1, 1]), 3) == 1.0  # classes absent from both are not averaged
+
+
+def test_label_log_prior_is_laplace_smoothed_and_skips_regression() -> None:
+    prior = label_log_prior(_client([0, 0, 1, -1], [1.0, 2.0, np.nan, 3.0]), TASKS)
+    assert set(prior) == {"load"}
+    np.testing.assert_allclose(prior["load"], np.log([3 / 6, 2 / 6, 1 / 6]), rtol=1e-6)
+    assert prior["load"].dtype == np.float32
+    np.testing.assert_allclose(label_log_prior(_client([-1, -1], [1.0, 2.0]), TASKS)["load"], np.log([1 / 3] * 3),
+                               rtol=1e-6)
+
+
+def test_with_prior_moves_ties_toward_the_clients_classes() -> None:
+    logits = np.array([[0.0, 0.1, 0.0], [2.0, 0.0, 0.0]], np.float32)
+    pred = Predictions({"load": logits, "qoe": np.array([3.0, 4.0], np.float32)}, None)
+    prior = label_log_prior(_client([2, 2, 2, 2, 0], [1.0] * 5), TASKS)  # frequencies 2/8, 1/8, 5/8
+    out = with_prior(pred, prior)
+    assert out.outputs["load"].argmax(axis=1).tolist() == [2, 0]  # a near tie goes to the client's class
+    np.testing.assert_array_equal(out.outputs["qoe"], pred.outputs["qoe"])
+    np.testing.assert_array_equal(pred.outputs["load"], logits)  # the input is not modified
+    data = _client([2, 0], [1.0, 2.0])
+    assert task_metrics(out, data, TASKS)["load"]["accuracy"] == 1.0
+    assert task_metrics(pred, data, TASKS)["load"]["accuracy"] == 0.5
