@@ -116,33 +116,39 @@ def main() -> None:
                     "30 % bursty, zero-fill", "points lost"], rows))
     print()
     if args.seed:
-        rows, lost = [], []
         runs = [(args.bench, bench, bursty), *((b, _load(b), _load(u)) for b, u in args.seed)]
-        for run, clean_res, token_res in runs:
-            means = [(clean_res["methods"]["federated"][f"{split}_mean_macro_f1"],
-                      token_res["methods"]["federated"][f"{split}_mean_macro_f1"]) for split in ("future", "unseen")]
-            lost.append([100 * (clean - token) for clean, token in means])
-            rows.append([str(_seed(run)), *(f"{clean:.3f} / {token:.3f}" for clean, token in means),
-                         *(f"{v:+.1f}" for v in lost[-1])])
-        rows.append(["**mean**", "", "", *(f"{sum(v) / len(lost):+.1f}" for v in zip(*lost, strict=True))])
-        print(md_table(["seed", "future: no dropout / bursty", "unseen: no dropout / bursty",
-                        "points lost, future", "points lost, unseen"], rows))
-        print()
+        for method in ("federated", "federated_prior"):
+            if not all(method in r["methods"] for _, a, b in runs for r in (a, b)):
+                continue
+            rows, lost = [], []
+            for run, clean_res, token_res in runs:
+                means = [(clean_res["methods"][method][f"{split}_mean_macro_f1"],
+                          token_res["methods"][method][f"{split}_mean_macro_f1"]) for split in ("future", "unseen")]
+                lost.append([100 * (clean - token) for clean, token in means])
+                rows.append([str(_seed(run)), *(f"{clean:.3f} / {token:.3f}" for clean, token in means),
+                             *(f"{v:+.1f}" for v in lost[-1])])
+            rows.append(["**mean**", "", "", *(f"{sum(v) / len(lost):+.1f}" for v in zip(*lost, strict=True))])
+            name = "" if method == "federated" else " (client prior)"
+            print(md_table([f"seed{name}", "future: no dropout / bursty", "unseen: no dropout / bursty",
+                            "points lost, future", "points lost, unseen"], rows))
+            print()
         # federated over centralized on the mean of the seeds whose benchmark run trained centralized too:
         # one centralized run per task moves by up to 0.19 macro-F1 between seeds
         both = [(run, res) for run, res, _ in runs if "centralized" in res["methods"]]
-        if len(both) > 1:
+        with_prior = all("federated_prior" in r["methods"] for _, r in both)
+        for method in (["federated", "federated_prior"] if with_prior else ["federated"]) if len(both) > 1 else []:
             rows = []
             for t in bench["tasks"]:
-                pairs = [(_f1(res, "federated", "future", t), _f1(res, "centralized", "future", t)) for _, res in both]
+                pairs = [(_f1(res, method, "future", t), _f1(res, "centralized", "future", t)) for _, res in both]
                 if any(f is None or c is None for f, c in pairs):
                     continue
                 fed = sum(f for f, _ in pairs) / len(pairs)
                 cen = sum(c for _, c in pairs) / len(pairs)
                 rows.append([t, *(f"{f:.3f} / {c:.3f}" for f, c in pairs), fmt(fed), fmt(cen), fmt(fed / cen),
                              "yes" if fed >= 0.9 * cen else "no"])
-            print(md_table(["task", *(f"seed {_seed(run)}: federated / centralized" for run, _ in both),
-                            "federated (mean)", "centralized (mean)", "ratio", ">= 0.9"], rows))
+            name = "federated" if method == "federated" else "federated + client prior"
+            print(md_table(["task", *(f"seed {_seed(run)}: {name} / centralized" for run, _ in both),
+                            f"{name} (mean)", "centralized (mean)", "ratio", ">= 0.9"], rows))
             print()
     # per task: where the dropout loss comes from (a task whose label shows in one stream only loses that
     # stream's missing share, whatever fills the gap)
