@@ -336,19 +336,17 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
         for split, pooled, parts, own in splits:
             if pooled is None or len(pooled) == 0:
                 continue
-            entry[split] = task_metrics(predict(model, pooled, device=device), pooled, tasks)
-            entry[f"{split}_mean_macro_f1"] = mean_macro_f1(entry[split])
             preds = {u: predict(model, d, device=device) for u, d in parts.items() if len(d)}
-            entry[f"{split}_user_mean_macro_f1"] = _user_mean(
-                {u: task_metrics(p, parts[u], tasks) for u, p in preds.items()})
+            windows = concat([parts[u] for u in preds])  # the pooled windows, user by user
+            variants = [(entry, preds)]
             if name == "federated":
-                adjusted = {u: with_prior(p, label_log_prior(own[u], tasks) if u in own else {})
-                            for u, p in preds.items()}
-                prior_entry[split] = task_metrics(concat_predictions(list(adjusted.values())),
-                                                  concat([parts[u] for u in adjusted]), tasks)
-                prior_entry[f"{split}_mean_macro_f1"] = mean_macro_f1(prior_entry[split])
-                prior_entry[f"{split}_user_mean_macro_f1"] = _user_mean(
-                    {u: task_metrics(p, parts[u], tasks) for u, p in adjusted.items()})
+                variants.append((prior_entry, {u: with_prior(p, label_log_prior(own[u], tasks) if u in own else {})
+                                               for u, p in preds.items()}))
+            for target, by_user in variants:
+                target[split] = task_metrics(concat_predictions(list(by_user.values())), windows, tasks)
+                target[f"{split}_mean_macro_f1"] = mean_macro_f1(target[split])
+                target[f"{split}_user_mean_macro_f1"] = _user_mean(
+                    {u: task_metrics(p, parts[u], tasks) for u, p in by_user.items()})
         methods[name] = entry
         if prior_entry:
             methods["federated_prior"] = prior_entry
