@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from xrdata.fed_training.train import Cohort
 
 __all__ = [
-    "Predictions", "expert_activation", "footprint", "inference_latency", "label_log_prior", "macro_f1",
+    "Predictions", "expert_activation", "footprint", "inference_latency", "client_log_prior", "macro_f1",
     "mean_macro_f1", "membership_losses", "predict", "robustness_curve", "task_metrics", "with_prior",
 ]
 
@@ -81,10 +81,12 @@ def predict(model: M3T, data: ClientData, *, batch_size: int = 256, drop: Sequen
     return Predictions(outputs, np.concatenate(counts) if counts else None)
 
 
-def label_log_prior(data: ClientData, tasks: Sequence[TaskSpec]) -> dict[str, np.ndarray]:
+def client_log_prior(data: ClientData, tasks: Sequence[TaskSpec]) -> dict[str, np.ndarray]:
     """Per classification task, the ``(C,)`` log class frequencies of ``data``'s labelled windows with one
     pseudo-count per class (Laplace), float32; uniform for a task without labels. Computed by a client on its
-    own windows: nothing leaves the device."""
+    own windows: nothing leaves the device. (Training-time logit adjustment uses
+    :func:`~xrdata.fed_training.local.label_log_prior` instead, which leaves a class the client never saw at
+    ~0 share so its logit gets no gradient; at inference such a class must stay possible.)"""
     out = {}
     for t in tasks:
         if t.regression:
@@ -96,7 +98,7 @@ def label_log_prior(data: ClientData, tasks: Sequence[TaskSpec]) -> dict[str, np
 
 
 def with_prior(pred: Predictions, log_prior: Mapping[str, np.ndarray]) -> Predictions:
-    """``pred`` with each task's logits shifted by a client's log label prior (:func:`label_log_prior`).
+    """``pred`` with each task's logits shifted by a client's log label prior (:func:`client_log_prior`).
 
     The federated heads are calibrated on class-balanced virtual features (``fed.calibrate_heads``), so their
     softmax estimates p(y | x) under equal class priors; adding log p_client(y) gives the posterior under the
@@ -340,7 +342,7 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
             windows = concat([parts[u] for u in preds])  # the pooled windows, user by user
             variants = [(entry, preds)]
             if name == "federated":
-                variants.append((prior_entry, {u: with_prior(p, label_log_prior(own[u], tasks) if u in own else {})
+                variants.append((prior_entry, {u: with_prior(p, client_log_prior(own[u], tasks) if u in own else {})
                                                for u, p in preds.items()}))
             for target, by_user in variants:
                 target[split] = task_metrics(concat_predictions(list(by_user.values())), windows, tasks)

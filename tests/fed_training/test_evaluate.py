@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 
 from xrdata.fed_training.config import TaskSpec
 from xrdata.fed_training.data import ClientData
-from xrdata.fed_training.evaluate import Predictions, label_log_prior, macro_f1, task_metrics, with_prior
+from xrdata.fed_training.evaluate import Predictions, client_log_prior, macro_f1, task_metrics, with_prior
 
 TASKS = [TaskSpec("load", ("low", "medium", "high")), TaskSpec("qoe")]
 
@@ -28,19 +28,19 @@ def test_macro_f1_by_hand() -> None:
     assert macro_f1(np.array([1, 1]), np.array([1, 1]), 3) == 1.0  # classes absent from both are not averaged
 
 
-def test_label_log_prior_is_laplace_smoothed_and_skips_regression() -> None:
-    prior = label_log_prior(_client([0, 0, 1, -1], [1.0, 2.0, np.nan, 3.0]), TASKS)
+def test_client_log_prior_is_laplace_smoothed_and_skips_regression() -> None:
+    prior = client_log_prior(_client([0, 0, 1, -1], [1.0, 2.0, np.nan, 3.0]), TASKS)
     assert set(prior) == {"load"}
     np.testing.assert_allclose(prior["load"], np.log([3 / 6, 2 / 6, 1 / 6]), rtol=1e-6)
     assert prior["load"].dtype == np.float32
-    np.testing.assert_allclose(label_log_prior(_client([-1, -1], [1.0, 2.0]), TASKS)["load"], np.log([1 / 3] * 3),
+    np.testing.assert_allclose(client_log_prior(_client([-1, -1], [1.0, 2.0]), TASKS)["load"], np.log([1 / 3] * 3),
                                rtol=1e-6)
 
 
 def test_with_prior_moves_ties_toward_the_clients_classes() -> None:
     logits = np.array([[0.0, 0.1, 0.0], [2.0, 0.0, 0.0]], np.float32)
     pred = Predictions({"load": logits, "qoe": np.array([3.0, 4.0], np.float32)}, None)
-    prior = label_log_prior(_client([2, 2, 2, 2, 0], [1.0] * 5), TASKS)  # frequencies 2/8, 1/8, 5/8
+    prior = client_log_prior(_client([2, 2, 2, 2, 0], [1.0] * 5), TASKS)  # frequencies 2/8, 1/8, 5/8
     out = with_prior(pred, prior)
     assert out.outputs["load"].argmax(axis=1).tolist() == [2, 0]  # a near tie goes to the client's class
     np.testing.assert_array_equal(out.outputs["qoe"], pred.outputs["qoe"])
