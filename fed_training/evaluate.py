@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from xrdata.fed_training.train import Cohort
 
 __all__ = [
-    "Predictions", "expert_activation", "footprint", "inference_latency", "client_log_prior", "macro_f1",
+    "Predictions", "client_log_prior", "expert_activation", "footprint", "inference_latency", "macro_f1",
     "mean_macro_f1", "membership_losses", "predict", "robustness_curve", "task_metrics", "with_prior",
 ]
 
