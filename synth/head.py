@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from xrdata.model import Stream
-from xrdata.synth.audio import bone_vibration
+from xrdata.synth.audio import bone_vibration, gaussian_noise
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
 
 #: Standard gravity (m/s^2).
@@ -654,7 +654,9 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
     samples): body rate 2 vec(q* q') / |q|^2, exact; specific force R^T (p'' + g_up) with p'' = fc^2 ((1 - f)
     D_j + f D_j+1), D the knots' second differences: the curve's own p'' = fc^2 ((2 - 3f) D_j + (3f - 1)
     D_j+1) has the same mean over each knot interval but jumps at the knots. Then white noise (densities
-    ``ng``, ``na``) and bias random walks (``wg``, ``wa`` per sqrt(s), from ``bg``, ``ba``) are added.
+    ``ng``, ``na``; :func:`~xrdata.synth.audio.gaussian_noise`, ~3x cheaper than numpy's normal draws and
+    indistinguishable as sensor noise) and bias random walks (``wg``, ``wa`` per sqrt(s), from ``bg``, ``ba``)
+    are added.
     """
     f32 = np.float32
     r = model.upsample_factor(fs)
@@ -688,7 +690,6 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
     kc = 2048  # knot intervals per chunk
     chunk = kc * r
     plane = np.empty((6, r, kc), dtype=f32)
-    noise_buf = np.empty((chunk, 6), dtype=f32)
     for i0 in range(0, m, chunk):
         i1 = min(m, i0 + chunk)
         j0, j1 = i0 // r, (i1 - 1) // r + 1  # knot intervals covering the samples (i0 = j0 * r)
@@ -729,7 +730,7 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
             tail = dst[full * r:]
             tail[:] = block[:, : len(tail), full].T
             tail += walk[b0 + full]
-        noise = rng.standard_normal(dtype=f32, out=noise_buf[: i1 - i0])
+        noise = gaussian_noise(rng, 6 * (i1 - i0)).reshape(-1, 6)
         noise *= sd
         dst += noise
     return out
