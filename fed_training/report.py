@@ -57,7 +57,8 @@ def format_tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list
     tables = []
     header = ["task"] + [f"{m} {s}" for m in _METHODS for s in ("future", "unseen")]
     tables.append(("Task metrics (macro-F1; MAE for regression) on future weeks of training users and on unseen "
-                   "users", header, _task_rows(results)))
+                   "users (federated_prior: the federated model with each user's own label prior added to its "
+                   "logits)", header, _task_rows(results)))
     xr = results.get("xr_metrics", {})
     p = results.get("personalization", {})
     comm = xr.get("communication", {})
