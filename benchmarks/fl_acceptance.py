@@ -42,6 +42,9 @@ from typing import Any
 
 from _common import md_table  # benchmarks/_common.py
 
+#: The federated model as reported, and with each client's own label prior added to its logits.
+_VARIANTS = {"federated": "federated", "federated_prior": "federated + client prior"}
+
 
 def _load(run: Path) -> dict[str, Any]:
     return json.loads((run / "results.json").read_text())
@@ -117,7 +120,7 @@ def main() -> None:
     print()
     if args.seed:
         runs = [(args.bench, bench, bursty), *((b, _load(b), _load(u)) for b, u in args.seed)]
-        for method in ("federated", "federated_prior"):
+        for method, name in _VARIANTS.items():
             if not all(method in r["methods"] for _, a, b in runs for r in (a, b)):
                 continue
             rows, lost = [], []
@@ -128,15 +131,15 @@ def main() -> None:
                 rows.append([str(_seed(run)), *(f"{clean:.3f} / {token:.3f}" for clean, token in means),
                              *(f"{v:+.1f}" for v in lost[-1])])
             rows.append(["**mean**", "", "", *(f"{sum(v) / len(lost):+.1f}" for v in zip(*lost, strict=True))])
-            name = "" if method == "federated" else " (client prior)"
-            print(md_table([f"seed{name}", "future: no dropout / bursty", "unseen: no dropout / bursty",
+            print(md_table([f"seed ({name})", "future: no dropout / bursty", "unseen: no dropout / bursty",
                             "points lost, future", "points lost, unseen"], rows))
             print()
         # federated over centralized on the mean of the seeds whose benchmark run trained centralized too:
         # one centralized run per task moves by up to 0.19 macro-F1 between seeds
         both = [(run, res) for run, res, _ in runs if "centralized" in res["methods"]]
-        with_prior = all("federated_prior" in r["methods"] for _, r in both)
-        for method in (["federated", "federated_prior"] if with_prior else ["federated"]) if len(both) > 1 else []:
+        for method, name in _VARIANTS.items():
+            if len(both) < 2 or not all(method in r["methods"] for _, r in both):
+                continue
             rows = []
             for t in bench["tasks"]:
                 pairs = [(_f1(res, method, "future", t), _f1(res, "centralized", "future", t)) for _, res in both]
@@ -146,7 +149,6 @@ def main() -> None:
                 cen = sum(c for _, c in pairs) / len(pairs)
                 rows.append([t, *(f"{f:.3f} / {c:.3f}" for f, c in pairs), fmt(fed), fmt(cen), fmt(fed / cen),
                              "yes" if fed >= 0.9 * cen else "no"])
-            name = "federated" if method == "federated" else "federated + client prior"
             print(md_table(["task", *(f"seed {_seed(run)}: {name} / centralized" for run, _ in both),
                             f"{name} (mean)", "centralized (mean)", "ratio", ">= 0.9"], rows))
             print()
