@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from xrdata.model import Stream
+from xrdata.synth.audio import gaussian_noise
 from xrdata.synth.head import (
     direction_from_yaw_pitch,
     head_coupling,
@@ -537,9 +538,12 @@ def generate_gaze(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
             perp = np.stack([-vec[:, 1], vec[:, 0]], axis=1)
             g[sac] = p0 + vec * prog[:, None] + perp * (curve[nxt] * np.sin(np.pi * tau))[:, None]
             d[sac] = depth[ks] + (depth[nxt] - depth[ks]) * prog
+        # the sample-level noise, drawn at once from the quantile table (gaussian_noise: ~10x faster than
+        # rng.normal): drift (2), tremor (2), two eyes' precision (4), openness (1), pupils (2)
+        z = gaussian_noise(rng, 11 * m).reshape(11, m).astype(np.float64)
         drift, drift_state = signal.lfilter([np.sqrt(1 - rho * rho) * 0.05], [1.0, -rho],
-                                            rng.standard_normal((m, 2)), axis=0, zi=drift_state)
-        g += drift + rng.normal(0.0, 0.002, (m, 2))  # drift and tremor
+                                            z[0:2].T, axis=0, zi=drift_state)
+        g += drift + 0.002 * z[2:4].T  # drift and tremor
         # eye-in-head = R_head^T world, R_head = R_y(yaw) R_x(pitch) of the recruited head movement
         head = np.radians(head_coupling(tc, steps))
         world = direction_from_yaw_pitch(g[:, 0], g[:, 1])
@@ -559,7 +563,7 @@ def generate_gaze(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         off_rad = np.radians(offset) * np.stack([cp, np.ones(m)], axis=1)  # a yaw offset is a yaw angle
         # per-eye rays with vergence; offset and precision noise as small rotations in the tangent plane
         point = d0 * d[:, None]
-        noise = rng.standard_normal((2, m, 2)) * s_eye
+        noise = z[4:8].reshape(2, 2, m).transpose(0, 2, 1) * s_eye
         o = out[i0:i1]
 
         def ray(base: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -578,7 +582,7 @@ def generate_gaze(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         sidx = plan.segment_at(t_ns[i0:i1])
         closed = closed_segs[sidx]  # -1 indexes the trailing False
         invalid = blink | closed
-        openness = np.clip(lid * (0.95 + 0.1 * arousal[sidx]) + rng.normal(0, 0.01, m), 0.0, 1.0)
+        openness = np.clip(lid * (0.95 + 0.1 * arousal[sidx]) + 0.01 * z[8], 0.0, 1.0)
         if len(blinks):
             bi = np.clip(np.searchsorted(blinks[:, 0], tc, side="left"), 0, len(blinks) - 1)  # next blink
             before = blinks[bi, 0] - tc
@@ -591,8 +595,8 @@ def generate_gaze(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         openness[blink] = 0.05
         openness[closed] = np.clip(rng.normal(0.02, 0.01, int(closed.sum())), 0.0, 1.0)
         pupil = pupil_model.at(tc)
-        o[:, 18] = np.clip(pupil + aniso / 2 + rng.normal(0, 0.01, m), 1.5, 8.0)
-        o[:, 19] = np.clip(pupil - aniso / 2 + rng.normal(0, 0.01, m), 1.5, 8.0)
+        o[:, 18] = np.clip(pupil + aniso / 2 + 0.01 * z[9], 1.5, 8.0)
+        o[:, 19] = np.clip(pupil - aniso / 2 + 0.01 * z[10], 1.5, 8.0)
         o[:, 20] = openness
         o[:, 21] = openness
         o[invalid, :20] = np.nan

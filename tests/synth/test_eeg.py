@@ -196,6 +196,30 @@ def test_stream_is_writable_deterministic_and_sized() -> None:
     assert out.truth["aperiodic_exponent"] == plan.user.aperiodic_exponent
 
 
+def test_bytes_do_not_depend_on_the_blas_thread_count() -> None:
+    """The mixing is a BLAS product, whose float32 sums differ between thread counts unless pinned."""
+    from threadpoolctl import ThreadpoolController
+
+    plan = example_plan(20.0, (("cognitive_load", "high"), ("gesture", "pinch")), user=_user(3))
+    runs = []
+    for threads in (1, 4):
+        with ThreadpoolController().limit(limits=threads, user_api="blas"):
+            runs.append(_eeg(plan, seed=5, sensor=_sensor(line_noise="on"))[0].data)
+    assert np.array_equal(runs[0], runs[1], equal_nan=True)
+
+
+@pytest.mark.parametrize(("line_hz", "fs"), [(50.0, 500.0), (60.0, 500.0), (60.0, 256.0), (49.5, 500.0)])
+def test_line_rows_are_the_mains_phases(line_hz: float, fs: float) -> None:
+    from xrdata.synth.eeg import _line_rows
+
+    n, block = 3000, 256
+    table, period = _line_rows(line_hz, fs, n, block)
+    for a in (0, 1, 257, n - block):
+        wl = 2 * np.pi * line_hz * np.arange(a, a + block) / fs
+        want = [np.cos(wl), np.sin(wl)] + ([np.cos(3 * wl), np.sin(3 * wl)] if 3 * line_hz < fs / 2 else [])
+        np.testing.assert_allclose(table[:, a % period : a % period + block], want, atol=2e-6)
+
+
 def test_not_worn_gives_no_stream() -> None:
     plan = example_plan(5.0, eeg_worn=False)
     assert generate_eeg(plan, SENSOR, np.random.default_rng(0), Context()).streams == []
