@@ -182,11 +182,35 @@ def _cv2() -> Any:
 # ------------------------------------------------------------------------------------------------ sources
 
 
+#: deflate's largest expansion (a run of one byte value): no PNG holds more image bytes than this x its size
+_DEFLATE_MAX_RATIO = 1032
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> samples per pixel
+
+
+def _check_png_header(path: Path, f: Path) -> None:
+    """Refuse a PNG frame whose IHDR declares more pixels than its bytes can hold, before opencv allocates
+    them (a corrupt width or height would otherwise cost up to opencv's 2**30-pixel limit, ~2 GB, per frame)."""
+    try:
+        with open(f, "rb") as fh:
+            head = fh.read(26)
+        size = f.stat().st_size
+    except OSError:
+        return  # cv2.imread reports it
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    raw = height * (1 + -(-width * _PNG_CHANNELS.get(head[25], 4) * head[24] // 8))  # filter byte + row bytes
+    if raw > _DEFLATE_MAX_RATIO * size:
+        raise LoaderError(f"{path}: frame {f.name} declares {width}x{height} pixels but has only {size} bytes "
+                          "(corrupt or truncated PNG)")
+
+
 def _read_images(path: Path, files: Sequence[Path]) -> np.ndarray:
     """(N, H, W) frames of single-channel images, all of one size and dtype, via cv2.imread."""
     cv2 = _cv2()
     out: np.ndarray | None = None
     for k, f in enumerate(files):
+        _check_png_header(path, f)
         img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise LoaderError(f"{path}: frame {f.name} cannot be decoded (corrupt, truncated or not an image)")

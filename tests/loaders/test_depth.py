@@ -134,6 +134,22 @@ def test_corrupted_tum_png(fixtures_dir: Path, data: st.DataObject) -> None:
             assert _check_depth(rec).data.shape == (1, 480, 640)
 
 
+def test_png_declaring_more_pixels_than_it_holds_is_refused_before_decoding(fixtures_dir: Path, tmp_path: Path) -> None:
+    """A corrupt IHDR (30000 x 30000, under opencv's 2**30-pixel limit) would make opencv allocate 1.8 GB for a
+    93 kB file; deflate cannot expand that far, so the reader refuses the frame from its header."""
+    import resource
+
+    folder = tmp_path / "depth"
+    shutil.copytree(fixtures_dir / OPEN3D / "depth", folder)
+    b = bytearray((folder / "00002.png").read_bytes())
+    b[16:24] = (30000).to_bytes(4, "big") * 2
+    (folder / "00002.png").write_bytes(bytes(b))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(LoaderError, match=r"depth: frame 00002\.png declares 30000x30000 pixels"):
+        read_depth(folder, rate_hz=30.0)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB
+
+
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_corrupted_intrinsics_json(fixtures_dir: Path, data: st.DataObject) -> None:
