@@ -729,11 +729,13 @@ def check_reader_contract(read: Any, path: Any, **options: Any) -> Recording | N
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     old = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(READER_HANG_S)
+    rec: Any = None
+    refused = False
     try:
         rec = read(path, **options)
     except XRDataError as exc:
         assert path.name in str(exc), f"the error does not name the file {path.name}: {exc}"
-        return None
+        refused = True
     except TimeoutError:
         raise AssertionError(f"reader hung for > {READER_HANG_S} s on {path}") from None
     except Exception as exc:
@@ -741,7 +743,9 @@ def check_reader_contract(read: Any, path: Any, **options: Any) -> Recording | N
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before  # refusing costs memory too
     assert grown < READER_MEMORY_BUDGET, f"reading {path} grew peak memory by {grown / 2**20:.0f} MiB"
+    if refused:
+        return None
     assert isinstance(rec, Recording), f"reader returned {type(rec).__name__}, not a Recording"
     return rec
