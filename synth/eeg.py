@@ -225,7 +225,8 @@ def _eog_steps(times_ns: np.ndarray, steps: np.ndarray, n: int, fs: float, tau_s
         ok = (i >= 0) & (i < n)
         np.add.at(imp, i[ok], np.asarray(steps, dtype=np.float64)[ok])
     p = np.exp(-1.0 / (tau_s * fs))
-    y: np.ndarray = lfilter([1.0, -1.0], [1.0, -p], np.cumsum(imp))
+    # the high-pass (1 - z^-1) / (1 - p z^-1) of the position cumsum(imp) is 1 / (1 - p z^-1) of imp itself
+    y: np.ndarray = lfilter([1.0], [1.0, -p], imp)
     return y.astype(np.float32)
 
 
