@@ -132,10 +132,17 @@ def _decode_sndfile(path: Path, allow_truncated: bool) -> tuple[np.ndarray, int,
             info["tags"] = tags
         rate = int(f.samplerate)
         # Read block by block into one buffer (what soundfile.read does in one call) so that a decoder error
-        # part-way (a truncated FLAC "lost sync") still tells how many frames were good.
-        data = np.empty((declared, f.channels), dtype=np.float32)
+        # part-way (a truncated FLAC "lost sync") still tells how many frames were good. The buffer starts at
+        # what the file's bytes can plausibly decode to and doubles when more comes, instead of trusting the
+        # header's frame count: a corrupt count would otherwise reserve gigabytes for a small file.
+        plausible = max(1 << 16, 64 * path.stat().st_size // (4 * f.channels))
+        data = np.empty((min(declared, plausible), f.channels), dtype=np.float32)
         pos = 0
         while pos < declared:
+            if pos == data.shape[0]:
+                grown = np.empty((min(declared, 2 * pos), f.channels), dtype=np.float32)
+                grown[:pos] = data
+                data = grown
             try:
                 got = f.read(out=data[pos : pos + (1 << 16)])
             except (sf.LibsndfileError, RuntimeError) as exc:

@@ -131,6 +131,26 @@ def test_corrupted_fixture(fixtures_dir: Path, rel: str, data: st.DataObject) ->
     _robust(Path(rel).name, payload, data.draw(corruptions(len(payload))))
 
 
+def test_corrupt_frame_count_does_not_reserve_memory(fixtures_dir: Path, tmp_path: Path) -> None:
+    """Byte 22 of jfk.flac is in STREAMINFO's channel count / total-samples field: 74 makes the header claim
+    1.24e9 frames of 2 channels. The reader sizes its buffer by what the bytes can decode to, not by that."""
+    import tracemalloc
+
+    b = bytearray((fixtures_dir / "openai_whisper" / "jfk.flac").read_bytes())
+    b[22] = 74
+    p = tmp_path / "jfk.flac"
+    p.write_bytes(bytes(b))
+    tracemalloc.start()
+    try:
+        rec = check_reader_contract(read_audio, p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 << 20, f"{peak / 2**20:.0f} MiB reserved"  # numpy reports its buffers to tracemalloc
+    if rec is not None:
+        _check_audio(rec)
+
+
 def _sine(rate: int, seconds: float, freq: float, channels: int = 2, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(rate * seconds)) / rate
     x = amp * np.sin(2 * np.pi * freq * t)
