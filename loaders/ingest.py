@@ -244,6 +244,10 @@ def _commit_once(
         if not recordings:
             return result
         merged = merge(recordings, offsets, user, session)
+        if not merged.streams and not merged.events.height:
+            names = ", ".join(s.name for s in sources if s.shown not in result.skipped)
+            raise LoaderError(f"{names}: no streams and no events: nothing to ingest (an empty or truncated "
+                              "recording)")
 
         def check() -> None:
             for fill in fills:

@@ -11,12 +11,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import xrdata
 from xrdata.cli import main
-from xrdata.errors import LoaderError
+from xrdata.errors import LoaderError, XRDataError
 from xrdata.loaders import read
 from xrdata.loaders.ingest import file_sha256, ingest
+from xrdata.testing import assert_recording_equal, corrupt, corruptions
 
 XDF = "xdf-modules_example-files/minimal.xdf"
 WAV = "scipy_io_wav/test-44100Hz-le-1ch-4bytes.wav"
@@ -285,3 +288,39 @@ def test_duplicate_found_after_a_streamed_parse_is_skipped(
         store.read("u1", "s2").streams["eeg"].data, read(b, user_id="u1", session_id="s2").streams["eeg"].data
     )
     assert not [t for t in threading.enumerate() if t.name == "xrdata-eeg-blocks"]
+
+
+# ------------------------------------------------------------------------------------------- robustness
+
+CORRUPTED = ["mne-python/test.edf", "mne-python/test.bdf", "mne-python/test_bin_raw.fif", XDF, WAV,
+             "openai_whisper/jfk.flac"]
+
+
+@pytest.mark.parametrize("rel", CORRUPTED)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_corrupted_file_ingests_whole_or_not_at_all(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                    rel: str, data: st.DataObject) -> None:
+    """Ingest of a corrupted recording (the EEG formats through the streamed parse) into a store holding a
+    session: either the new session is complete and reads back, or an XRDataError names the file and the
+    store holds exactly what it held, its catalog included."""
+    tmp = tmp_path_factory.mktemp("corrupt")
+    store = xrdata.open_store(tmp / "store")
+    ingest([fixtures_dir / WAV], store, "u1", session="kept")
+    kept = store.read("u1", "kept")
+    payload = (fixtures_dir / rel).read_bytes()
+    path = tmp / Path(rel).name
+    path.write_bytes(corrupt(payload, data.draw(corruptions(len(payload)))))
+    try:
+        ingest([path], store, "u1", session="new")
+    except XRDataError as exc:
+        assert path.name in str(exc), exc
+        assert store.sessions("u1", include_incomplete=True) == ["kept"]
+        assert not (tmp / "store" / "users" / "u1" / "new").exists()
+    else:
+        assert store.sessions("u1") == ["kept", "new"] and store.is_complete("u1", "new")
+        store.read("u1", "new")
+    assert not [t for t in threading.enumerate() if t.name == "xrdata-eeg-blocks"]
+    assert_recording_equal(store.read("u1", "kept"), kept)
+    sessions = store.catalog().select("session").unique().collect()["session"].to_list()
+    assert sorted(sessions) == store.sessions("u1")  # (an empty recording is refused: no session without rows)
