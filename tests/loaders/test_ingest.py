@@ -306,7 +306,8 @@ def test_corrupted_file_ingests_whole_or_not_at_all(fixtures_dir: Path, tmp_path
     store holds exactly what it held, its catalog included."""
     tmp = tmp_path_factory.mktemp("corrupt")
     store = xrdata.open_store(tmp / "store")
-    ingest([fixtures_dir / WAV], store, "u1", session="kept")
+    # a file that is not in CORRUPTED (an unchanged copy of one would be skipped as already ingested)
+    ingest([fixtures_dir / "scipy_io_wav/test-8000Hz-le-2ch-1byteu.wav"], store, "u1", session="kept")
     kept = store.read("u1", "kept")
     payload = (fixtures_dir / rel).read_bytes()
     path = tmp / Path(rel).name
