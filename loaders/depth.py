@@ -313,6 +313,22 @@ def _image_source(path: Path, pattern: str) -> _Source:
     return src
 
 
+def _check_npz_member(path: Path, archive: Any, key: str) -> None:
+    """Refuse an ``.npz`` member whose ``.npy`` header declares more bytes than the archive says it holds:
+    numpy allocates the declared shape before reading a member (a ``.npy`` file is mapped instead, below)."""
+    name = f"{key}.npy"
+    if name not in archive.namelist():
+        return  # numpy's own error names the member
+    with archive.open(name) as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(fh)
+    need = math.prod(shape) * dtype.itemsize
+    if need > archive.getinfo(name).file_size:
+        raise LoaderError(f"{path}: array {key!r} declares shape {shape} {dtype} ({need} bytes) but the archive "
+                          f"holds {archive.getinfo(name).file_size} bytes for it (corrupt .npz)")
+
+
 def _array_source(path: Path) -> _Source:
     """A ``.npy`` stack, or a ``.npz`` with a ``depth`` array (or a single array) and optional ``time_ns``."""
     time_ns: np.ndarray | None = None
@@ -326,9 +342,11 @@ def _array_source(path: Path) -> _Source:
             if key is None:
                 raise LoaderError(f"{path}: cannot tell which array holds the depth frames among {names}; "
                                   "name it 'depth'")
+            _check_npz_member(path, z.zip, key)
             arr = np.asarray(z[key])
             tkey = "time_ns" if "time_ns" in names else None
             if tkey is not None:
+                _check_npz_member(path, z.zip, tkey)
                 time_ns = np.asarray(z[tkey])
         kind = "npz"
     else:

@@ -150,6 +150,23 @@ def test_png_declaring_more_pixels_than_it_holds_is_refused_before_decoding(fixt
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB
 
 
+def test_npz_member_declaring_more_than_it_holds_is_refused(tmp_path: Path) -> None:
+    """numpy allocates an .npz member's declared shape before reading it: a corrupt header (here 2e11 bytes
+    for a 64-byte member) is refused from the archive's directory instead."""
+    import io
+    import zipfile
+
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, {"descr": "<u2", "fortran_order": False,
+                                               "shape": (100_000, 1000, 1000)})
+    npy.write(bytes(64))
+    p = tmp_path / "frames.npz"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("depth.npy", npy.getvalue())
+    with pytest.raises(LoaderError, match=r"frames\.npz: array 'depth' declares shape \(100000, 1000, 1000\)"):
+        read_depth(p, rate_hz=30.0)
+
+
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_corrupted_intrinsics_json(fixtures_dir: Path, data: st.DataObject) -> None:
