@@ -94,14 +94,21 @@ def seconds_text_to_ns(text: str) -> int:
     return int((d * 1_000_000_000).to_integral_value())
 
 
-def _png_is_16bit_grey(path: Path) -> bool:
-    """PNG signature + IHDR bit depth 16, colour type 0 (grey), from the first 26 bytes (cheap sniff)."""
+def _png_ihdr(path: Path) -> bytes | None:
+    """The first 26 bytes of a PNG (signature, IHDR length and type, width, height, bit depth, colour type),
+    or None when ``path`` is unreadable or not a PNG."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(26)
     except OSError:
-        return False
-    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] == 0
+        return None
+    return head if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" else None
+
+
+def _png_is_16bit_grey(path: Path) -> bool:
+    """PNG signature + IHDR bit depth 16, colour type 0 (grey) (cheap sniff)."""
+    head = _png_ihdr(path)
+    return head is not None and head[24] == 16 and head[25] == 0
 
 
 def _looks_like_depth(path: Path) -> bool:
@@ -190,14 +197,10 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> samples pe
 def _check_png_header(path: Path, f: Path) -> None:
     """Refuse a PNG frame whose IHDR declares more pixels than its bytes can hold, before opencv allocates
     them (a corrupt width or height would otherwise cost up to opencv's 2**30-pixel limit, ~2 GB, per frame)."""
-    try:
-        with open(f, "rb") as fh:
-            head = fh.read(26)
-        size = f.stat().st_size
-    except OSError:
-        return  # cv2.imread reports it
-    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        return
+    head = _png_ihdr(f)
+    if head is None:
+        return  # not a PNG, or unreadable: cv2.imread reports it
+    size = f.stat().st_size
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     raw = height * (1 + -(-width * _PNG_CHANNELS.get(head[25], 4) * head[24] // 8))  # filter byte + row bytes
     if raw > _DEFLATE_MAX_RATIO * size:
@@ -323,10 +326,10 @@ def _check_npz_member(path: Path, archive: Any, key: str) -> None:
         version = np.lib.format.read_magic(fh)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, _, dtype = read_header(fh)
-    need = math.prod(shape) * dtype.itemsize
-    if need > archive.getinfo(name).file_size:
+    need, held = math.prod(shape) * dtype.itemsize, archive.getinfo(name).file_size
+    if need > held:
         raise LoaderError(f"{path}: array {key!r} declares shape {shape} {dtype} ({need} bytes) but the archive "
-                          f"holds {archive.getinfo(name).file_size} bytes for it (corrupt .npz)")
+                          f"holds {held} bytes for it (corrupt .npz)")
 
 
 def _array_source(path: Path) -> _Source:
