@@ -39,10 +39,14 @@ Sensor params read: ``channels`` (count 8/16/32/64 or a comma-separated list of 
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -53,6 +57,8 @@ from xrdata.synth.audio import ColoredNoise, plan_speech, sample_times_ns
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
 
 __all__ = ["MONTAGES", "channel_names", "electrode_positions", "generate_eeg"]
+
+_log = logging.getLogger("xrdata.synth")
 
 #: Default montages by channel count (32: the actiCAP/easycap standard layout).
 MONTAGES: dict[int, tuple[str, ...]] = {
@@ -168,6 +174,7 @@ class _Gains:
             prev = b
         self.kt = np.array(kt) if kt else np.array([0.0])
         self.kv = np.array(kv) if kv else default[None, :]
+        self.kv_t = np.ascontiguousarray(self.kv.T, dtype=np.float32)  # (sources, knots)
 
     def at(self, a: int, b: int, fs: float) -> np.ndarray:
         """Gains for samples [a, b): (S,) when constant over the block, else (S, b - a)."""
@@ -175,8 +182,17 @@ class _Gains:
         i, j = np.searchsorted(self.kt, [ta, tb], side="right")
         if i == j and (i in (0, self.kt.size) or np.array_equal(self.kv[i - 1], self.kv[i])):
             return np.asarray(self.kv[min(max(i - 1, 0), self.kt.size - 1)], dtype=np.float64)
+        # np.interp of every source at once: one search, then one blend per knot interval the block spans
         t = np.arange(a, b) / fs
-        return np.stack([np.interp(t, self.kt, self.kv[:, s]) for s in range(self.kv.shape[1])]).astype(np.float32)
+        k = np.clip(np.searchsorted(self.kt, t, side="right"), 1, self.kt.size - 1)
+        t0, t1 = self.kt[k - 1], self.kt[k]
+        w = np.clip((t - t0) / np.maximum(t1 - t0, 1e-12), 0.0, 1.0).astype(np.float32)
+        out = np.empty((self.kv_t.shape[0], b - a), np.float32)
+        cuts = [0, *(np.flatnonzero(np.diff(k)) + 1), b - a]
+        for i0, i1 in pairwise(cuts):
+            v0, v1 = self.kv_t[:, k[i0] - 1, None], self.kv_t[:, k[i0], None]
+            out[:, i0:i1] = v0 + (v1 - v0) * w[i0:i1]
+        return out
 
 
 def _interval_envelope(
@@ -234,6 +250,25 @@ def _eog_steps(times_ns: np.ndarray, steps: np.ndarray, n: int, fs: float, tau_s
 def _blas() -> ThreadpoolController:
     """This process's BLAS libraries (found once: a lookup costs ~0.3 ms, a limit through it ~5 us)."""
     return ThreadpoolController()
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS limited to one thread: OpenBLAS's float32 products differ in the last bit between thread counts,
+    and the bytes must not depend on the machine's core count. The limit is process-wide, and OpenBLAS
+    ignores it from a thread other than the main one once the main thread has set it: then a warning."""
+    ctl = _blas()
+    with ctl.limit(limits=1, user_api="blas"):
+        if any(lib.num_threads != 1 for lib in ctl.select(user_api="blas").lib_controllers):
+            _warn_unpinned()
+        yield
+
+
+@cache
+def _warn_unpinned() -> None:
+    _log.warning("BLAS could not be limited to one thread here (a worker thread?): the EEG bytes may differ "
+                 "from a run on another number of cores; run workers as processes, or with "
+                 "OPENBLAS_NUM_THREADS=1, for byte-identical output")
 
 
 def _line_rows(line_hz: float, fs: float, n: int, block: int) -> tuple[np.ndarray, int]:
@@ -371,12 +406,11 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
             extra.append((np.stack([w_heog, w_veog], axis=1), eog))
 
     # --- assemble block by block: (sources x block), then one matrix product per block, written as samples
-    # x channels. BLAS pinned to one thread: OpenBLAS's float32 products differ in the last bit between
-    # thread counts, and the bytes must not depend on the machine's core count (~8x faster than einsum).
+    # x channels, with BLAS pinned to one thread (~8x faster than einsum).
     data = np.empty((n, nch), np.float32)
     chunk = 4096
     lines, period = _line_rows(float(traits.line_hz), fs, n, chunk) if line_on else (None, 1)
-    with _blas().limit(limits=1, user_api="blas"):
+    with _one_blas_thread():
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
             src = noise.next(b - a)

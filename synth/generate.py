@@ -534,6 +534,18 @@ def generate(
     )
 
 
+def _dask_client() -> Any:
+    """The active ``distributed`` client, or None (also when ``distributed`` is not installed)."""
+    try:
+        from distributed import get_client
+    except ImportError:
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None
+
+
 def _run(config: SynthConfig, todo: list[str], url: str, workers: int | None, progress: bool, engine: str,
          if_exists: str) -> list[dict[str, Any]]:
     from tqdm import tqdm
@@ -544,7 +556,10 @@ def _run(config: SynthConfig, todo: list[str], url: str, workers: int | None, pr
         if engine == "dask":
             dask = require("dask", "synth")
             tasks = [dask.delayed(_generate_user)(config, uid, url, if_exists) for uid in todo]  # type: ignore[attr-defined]
-            out = list(dask.compute(*tasks))  # type: ignore[attr-defined]
+            # Without a distributed client, processes: the generators hold the GIL most of the time, and
+            # BLAS thread limits (which keep the EEG bytes independent of the core count) are process-wide
+            # and not reliably settable from a worker thread.
+            out = list(dask.compute(*tasks, scheduler=None if _dask_client() else "processes"))  # type: ignore[attr-defined]
             bar.update(len(todo))
             return out
         if engine != "processes":

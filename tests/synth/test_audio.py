@@ -209,3 +209,35 @@ def test_device_rate_48k() -> None:
     assert 900 <= np.median(stats.speech_centroid_hz(x, 48000.0, user, both)) <= 2500
     assert 5 <= stats.snr_db(x, 48000.0, user, both) <= 35
     assert 2.5 <= stats.envelope_modulation_peak_hz(x, 48000.0) <= 8.0
+
+
+def test_colored_noise_has_its_psd_whatever_the_request_sizes() -> None:
+    """The streamed noise has the asked one-sided PSD and a Gaussian marginal (its spectral coefficients are
+    drawn from 256 levels per part), and its samples do not depend on how they are asked for."""
+    from scipy.signal import welch
+    from scipy.stats import kurtosis, skew
+
+    from xrdata.synth.audio import ColoredNoise
+
+    fs, n = 500.0, 200_000
+
+    def psd(f: np.ndarray) -> np.ndarray:  # 1/f above 1 Hz (units^2/Hz), and a narrow peak at 10 Hz
+        return np.vstack([1.0 / np.maximum(f, 1.0), 0.5 * np.exp(-((f - 10.0) ** 2) / (2 * 0.8**2))])
+
+    whole = ColoredNoise(np.random.default_rng(3), psd, 2, fs, n).next(n)
+    noise = ColoredNoise(np.random.default_rng(3), psd, 2, fs, n)
+    pieces = np.concatenate([noise.next(k) for k in (1, 4095, 17_000, 50_000, 128_904)], axis=1)
+    assert np.array_equal(whole, pieces)
+
+    f, p = welch(whole, fs, nperseg=2048)
+    for lo, hi in ((2.0, 5.0), (5.0, 20.0), (20.0, 100.0), (100.0, 240.0)):
+        band = (f >= lo) & (f < hi)
+        want = np.trapezoid(psd(f[band])[0], f[band])
+        got = np.trapezoid(p[0, band], f[band])
+        assert abs(got / want - 1) < 0.1, (lo, hi, got, want)
+    peak = (f > 7) & (f < 13)
+    assert abs(np.trapezoid(p[1, peak], f[peak]) / (0.5 * 0.8 * np.sqrt(2 * np.pi)) - 1) < 0.15
+    assert p[1, f > 20].max() < 1e-3 * p[1, peak].max()
+    # excess kurtosis: sampling sd ~0.02 for the broadband row, ~0.07 for the narrow one (its slow envelope)
+    assert abs(skew(whole[0])) < 0.1 and abs(kurtosis(whole[0])) < 0.1
+    assert abs(kurtosis(whole[1])) < 0.35

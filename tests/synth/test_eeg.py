@@ -208,6 +208,30 @@ def test_bytes_do_not_depend_on_the_blas_thread_count() -> None:
     assert np.array_equal(runs[0], runs[1], equal_nan=True)
 
 
+def test_warns_when_blas_cannot_be_pinned(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Where the one-thread limit does not take (OpenBLAS ignores it from a worker thread once the main thread
+    has set it), the user is told that the bytes may depend on the core count."""
+    import contextlib
+    import logging
+    from types import SimpleNamespace
+
+    from xrdata.synth import eeg
+
+    class Unlimitable:
+        def limit(self, **_: object) -> contextlib.AbstractContextManager[None]:
+            return contextlib.nullcontext()
+
+        def select(self, **_: object) -> SimpleNamespace:
+            return SimpleNamespace(lib_controllers=[SimpleNamespace(num_threads=2)])
+
+    monkeypatch.setattr(eeg, "_blas", Unlimitable)
+    eeg._warn_unpinned.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="xrdata.synth"):
+        _eeg(example_plan(2.0), seed=1)
+    eeg._warn_unpinned.cache_clear()
+    assert any("could not be limited to one thread" in m for m in caplog.messages)
+
+
 @pytest.mark.parametrize(("line_hz", "fs"), [(50.0, 500.0), (60.0, 500.0), (60.0, 256.0), (49.5, 500.0)])
 def test_line_rows_are_the_mains_phases(line_hz: float, fs: float) -> None:
     from xrdata.synth.eeg import _line_rows
