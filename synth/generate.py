@@ -19,8 +19,9 @@ bytes whatever the number of workers, and adding a user changes nobody else's da
 
 **Parallelism.** Users are generated in worker processes (``concurrent.futures.ProcessPoolExecutor`` with the
 ``spawn`` start method; each worker opens the store itself, and the store's per-user lock makes concurrent
-commits safe). ``engine="dask"`` runs one task per user on Dask (the default scheduler, or the active
-``distributed`` client) and needs ``dask`` installed.
+commits safe). ``engine="dask"`` runs one task per user on Dask (the active ``distributed`` client, else Dask's local
+process scheduler: BLAS thread limits, which keep the EEG bytes independent of the core count, do not hold
+from worker threads) and needs ``dask`` installed.
 
 **Ground truth** (Parquet, one partition per user, readable with polars:
 ``read_ground_truth(store, "segments")`` or ``pl.scan_parquet(f"{store}/ground_truth/segments/",
@@ -496,8 +497,8 @@ def generate(
     Args:
         workers: worker processes (default: CPU count, at most the number of users); 1 runs in-process.
         progress: show a progress bar over sessions (tqdm).
-        engine: ``"processes"`` (default) or ``"dask"`` (one task per user on the active Dask scheduler;
-            needs ``dask``).
+        engine: ``"processes"`` (default) or ``"dask"`` (one task per user on the active ``distributed``
+            client, else on Dask's local process scheduler; needs ``dask``).
         if_exists: what to do with a user that already has sessions: ``"error"``, ``"skip"`` or
             ``"overwrite"``.
         users: generate only these user ids (default: ``u0001`` .. ``config.users``).
@@ -558,8 +559,9 @@ def _run(config: SynthConfig, todo: list[str], url: str, workers: int | None, pr
             tasks = [dask.delayed(_generate_user)(config, uid, url, if_exists) for uid in todo]  # type: ignore[attr-defined]
             # Without a distributed client, processes: the generators hold the GIL most of the time, and
             # BLAS thread limits (which keep the EEG bytes independent of the core count) are process-wide
-            # and not reliably settable from a worker thread.
-            out = list(dask.compute(*tasks, scheduler=None if _dask_client() else "processes"))  # type: ignore[attr-defined]
+            # and not reliably settable from a worker thread. An in-memory store exists only in this process.
+            local = "sync" if url.startswith("memory://") else "processes"
+            out = list(dask.compute(*tasks, scheduler=None if _dask_client() else local))  # type: ignore[attr-defined]
             bar.update(len(todo))
             return out
         if engine != "processes":

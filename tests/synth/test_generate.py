@@ -206,6 +206,17 @@ def test_dask_engine_matches_processes(tmp_path: Path, stores: dict[str, Any]) -
     assert all(np.array_equal(a[k][1], b[k][1], equal_nan=a[k][1].dtype.kind == "f") for k in a)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("dask") is None, reason="dask is not installed")
+def test_dask_engine_writes_an_in_memory_store(stores: dict[str, Any]) -> None:
+    """Dask's local scheduler runs users in processes, which cannot see this process's memory:// store:
+    those run in-process."""
+    url = "memory://dask-engine-test"
+    generate(TINY, url, engine="dask")
+    a, b = _arrays(stores["one"]), _arrays(url)
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k][1], b[k][1], equal_nan=a[k][1].dtype.kind == "f") for k in a)
+
+
 def test_presets_and_config_overrides() -> None:
     assert {"quickstart", "benchmark", "neuro", "industrial"} <= set(PRESETS)
     cfg = config_from_preset("benchmark", users=7, seed=3, weeks=None)
