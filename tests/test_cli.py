@@ -12,6 +12,7 @@ import pytest
 
 import xrdata
 from xrdata.cli import build_parser, main
+from xrdata.quickstart import COHORT
 from xrdata.testing import example_recording
 
 
@@ -83,6 +84,8 @@ def test_quickstart_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
                             "--rounds", "1", "--seed", "1", "--json"])
     assert isinstance(report, dict)
     assert report["users"] == 3 and report["sessions"] >= 3 and report["schema_errors"] == []
+    minutes_per_session = report["hours"] * 60 / report["sessions"]  # session time, not summed stream time
+    assert 0 < minutes_per_session <= 3 * COHORT["session_minutes"]  # the median length; 5-7 streams each
     assert report["windows"]["train"] > 0
     assert set(report["mean_macro_f1"]) >= {"federated", "centralized", "local"}
     assert json.loads((tmp_path / "qs/report.json").read_text())["windows"] == report["windows"]
