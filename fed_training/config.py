@@ -178,7 +178,9 @@ def _replace(obj: Any, values: Mapping[str, Any], where: str) -> Any:
 PRESETS: dict[str, TrainConfig] = {
     "quickstart": TrainConfig(
         model=ModelConfig(d_model=48, n_layers=2, n_heads=4),
-        fed=FedConfig(rounds=15, clients_per_round=4, local_steps=15, personalize_steps=10, calibrate_heads=True),
+        # 40 rounds: at 15 the federated model was still climbing (future weeks 0.24 vs centralized 0.30 mean
+        # macro-F1 on the quickstart cohort); at 40 they meet (0.31 vs 0.32), for 150 s instead of 80 s in all
+        fed=FedConfig(rounds=40, clients_per_round=4, local_steps=15, personalize_steps=10, calibrate_heads=True),
     ),
     "benchmark": TrainConfig(
         model=ModelConfig(d_model=64, n_layers=2, n_heads=4, n_experts=4, top_k=2, lora_rank=4),
