@@ -557,9 +557,8 @@ def _run(config: SynthConfig, todo: list[str], url: str, workers: int | None, pr
         if engine == "dask":
             dask = require("dask", "synth")
             tasks = [dask.delayed(_generate_user)(config, uid, url, if_exists) for uid in todo]  # type: ignore[attr-defined]
-            # Without a distributed client, processes: the generators hold the GIL most of the time, and
-            # BLAS thread limits (which keep the EEG bytes independent of the core count) are process-wide
-            # and not reliably settable from a worker thread. An in-memory store exists only in this process.
+            # local processes (module docstring; the generators also hold the GIL most of the time), but an
+            # in-memory store exists only in this process
             local = "sync" if url.startswith("memory://") else "processes"
             out = list(dask.compute(*tasks, scheduler=None if _dask_client() else local))  # type: ignore[attr-defined]
             bar.update(len(todo))
