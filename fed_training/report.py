@@ -193,6 +193,19 @@ def _plots(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     return plots
 
 
+def _scope(results: Mapping[str, Any]) -> str:
+    """What the numbers rest on: the store, the users per split and the windows per split."""
+    users = results.get("users") or {}
+    windows = results.get("windows") or {}
+    parts = [f"store: {results.get('store')}"]
+    if users:
+        parts.append(f"users: {len(users.get('train', []))} training, {len(users.get('held_out', []))} held out "
+                     "(the unseen users)")
+    if windows:
+        parts.append("windows: " + ", ".join(f"{k} {v}" for k, v in windows.items()))
+    return "; ".join(parts)
+
+
 def write_report(results: Mapping[str, Any], folder: str | Path) -> Path:
     """Write ``results.md`` and ``report.html`` into ``folder``; returns the HTML path."""
     folder = Path(folder)
@@ -203,8 +216,7 @@ def write_report(results: Mapping[str, Any], folder: str | Path) -> Path:
         "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}th{background:#eee}</style></head><body>",
         "<h1>xrdata training report</h1>",
-        f"<p>store: {html.escape(str(results.get('store')))}; windows: "
-        f"{html.escape(str(results.get('windows')))}</p>",
+        f"<p>{html.escape(_scope(results))}</p>",
     ]
     for title, svg in _plots(results):
         parts.append(f"<h2>{html.escape(title)}</h2><div class='plot'>{svg}</div>")

@@ -79,6 +79,8 @@ def test_train_writes_models_results_and_report(run: Path) -> None:
     page.feed((run / "report.html").read_text())
     assert page.tags.count("svg") >= 3 and "table" in page.tags
     assert "XR metrics" in " ".join(page.text)
+    scope = f"users: {len(res['users']['train'])} training, {len(res['users']['held_out'])} held out"
+    assert scope in " ".join(page.text) and f"unseen {res['windows']['unseen']}" in " ".join(page.text)
     assert "| mean macro-F1 |" in (run / "results.md").read_text()
     cal = res["xr_metrics"]["communication"]["calibration"]
     assert cal["bytes_up"] > 0 and "| head calibration round |" in (run / "results.md").read_text()
