@@ -217,6 +217,19 @@ def test_dask_engine_writes_an_in_memory_store(stores: dict[str, Any]) -> None:
     assert all(np.array_equal(a[k][1], b[k][1], equal_nan=a[k][1].dtype.kind == "f") for k in a)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="distributed is not installed")
+def test_dask_engine_on_a_distributed_cluster_matches_processes(tmp_path: Path, stores: dict[str, Any]) -> None:
+    """With a ``distributed`` client the users run on the cluster's workers (threads of worker processes)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster):
+        generate(TINY, tmp_path / "d", engine="dask")
+    a, b = _arrays(stores["one"]), _arrays(str(tmp_path / "d"))
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k][1], b[k][1], equal_nan=a[k][1].dtype.kind == "f") for k in a)
+
+
 def test_presets_and_config_overrides() -> None:
     assert {"quickstart", "benchmark", "neuro", "industrial"} <= set(PRESETS)
     cfg = config_from_preset("benchmark", users=7, seed=3, weeks=None)
