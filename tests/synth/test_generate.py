@@ -42,6 +42,15 @@ def _arrays(url: str, users: list[str] | None = None) -> dict[tuple[str, str, st
     return out
 
 
+def _assert_same_arrays(url: str, other: str, users: list[str] | None = None) -> None:
+    """Every stream's timestamps and samples, and the events, of ``url`` equal those of ``other`` (its ``users``)."""
+    a, b = _arrays(url), _arrays(other, users)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key][0], b[key][0], err_msg=str(key))
+        np.testing.assert_array_equal(a[key][1], b[key][1], err_msg=str(key))
+
+
 def _catalog(url: str, users: list[str] | None = None) -> pl.DataFrame:
     df = open_store(url, "r").catalog(users).collect()
     return df.sort(["user", "session", "stream"])
@@ -138,11 +147,7 @@ def test_dropout_runs_are_the_lost_samples(stores: dict[str, Any]) -> None:
 
 
 def test_same_seed_identical_bytes_whatever_the_workers(stores: dict[str, Any]) -> None:
-    a, b = _arrays(stores["one"]), _arrays(stores["two"])
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key][0], b[key][0], err_msg=str(key))
-        np.testing.assert_array_equal(a[key][1], b[key][1], err_msg=str(key))
+    _assert_same_arrays(stores["one"], stores["two"])
     assert _catalog(stores["one"]).equals(_catalog(stores["two"]))
     for table in TABLES:
         assert read_ground_truth(stores["one"], table).equals(read_ground_truth(stores["two"], table)), table
@@ -151,10 +156,7 @@ def test_same_seed_identical_bytes_whatever_the_workers(stores: dict[str, Any]) 
 def test_adding_a_user_changes_no_other_user(stores: dict[str, Any]) -> None:
     users = ["u0001", "u0002"]
     assert stores["r3"].users == [*users, "u0003"]
-    a, c = _arrays(stores["one"]), _arrays(stores["more"], users)
-    assert a.keys() == c.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key][1], c[key][1], err_msg=str(key))
+    _assert_same_arrays(stores["one"], stores["more"], users)
     assert _catalog(stores["one"]).equals(_catalog(stores["more"], users))
     assert read_ground_truth(stores["one"], "segments").equals(read_ground_truth(stores["more"], "segments", users))
 
@@ -202,8 +204,7 @@ def test_dask_engine_needs_dask(tmp_path: Path) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("dask") is None, reason="dask is not installed")
 def test_dask_engine_matches_processes(tmp_path: Path, stores: dict[str, Any]) -> None:
     generate(TINY, tmp_path / "d", engine="dask")
-    a, b = _arrays(stores["one"]), _arrays(str(tmp_path / "d"))
-    assert all(np.array_equal(a[k][1], b[k][1], equal_nan=a[k][1].dtype.kind == "f") for k in a)
+    _assert_same_arrays(stores["one"], str(tmp_path / "d"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("dask") is None, reason="dask is not installed")
@@ -212,9 +213,7 @@ def test_dask_engine_writes_an_in_memory_store(stores: dict[str, Any]) -> None:
     those run in-process."""
     url = "memory://dask-engine-test"
     generate(TINY, url, engine="dask")
-    a, b = _arrays(stores["one"]), _arrays(url)
-    assert a.keys() == b.keys()
-    assert all(np.array_equal(a[k][1], b[k][1], equal_nan=a[k][1].dtype.kind == "f") for k in a)
+    _assert_same_arrays(stores["one"], url)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="distributed is not installed")
@@ -225,9 +224,7 @@ def test_dask_engine_on_a_distributed_cluster_matches_processes(tmp_path: Path, 
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, \
             Client(cluster):
         generate(TINY, tmp_path / "d", engine="dask")
-    a, b = _arrays(stores["one"]), _arrays(str(tmp_path / "d"))
-    assert a.keys() == b.keys()
-    assert all(np.array_equal(a[k][1], b[k][1], equal_nan=a[k][1].dtype.kind == "f") for k in a)
+    _assert_same_arrays(stores["one"], str(tmp_path / "d"))
 
 
 def test_presets_and_config_overrides() -> None:
