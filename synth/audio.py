@@ -118,6 +118,8 @@ def _complex_gaussian(rng: np.random.Generator, out: np.ndarray) -> None:
     Meant for spectral coefficients only: 256 levels per part (tails at 2.9 sigma) are coarse for a sample,
     but each time-domain sample of an inverse FFT sums thousands of coefficients and is Gaussian anyway.
     """
+    if not out.flags.c_contiguous:  # reshape would copy, and the draws would be lost
+        raise ValueError("_complex_gaussian fills a C-contiguous array")
     flat = out.reshape(-1)
     n = flat.size
     # the generator's raw 64-bit outputs, 4 indices each (~1.7x rng.integers' speed for the same bits)
