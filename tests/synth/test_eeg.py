@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xrdata.model import Recording, Stream
 from xrdata.synth import stats
@@ -230,6 +232,26 @@ def test_warns_when_blas_cannot_be_pinned(monkeypatch: pytest.MonkeyPatch, caplo
         _eeg(example_plan(2.0), seed=1)
     eeg._warn_unpinned.cache_clear()
     assert any("could not be limited to one thread" in m for m in caplog.messages)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_seg=st.integers(1, 6), seed=st.integers(0, 2**32 - 1), fs=st.sampled_from([128.0, 500.0, 1000.0]),
+       start=st.floats(0.0, 1.0), length=st.integers(1, 5000))
+def test_gain_blocks_are_np_interp(n_seg: int, seed: int, fs: float, start: float, length: int) -> None:
+    """The per-block gains (constant or ramped) equal ``np.interp`` of each source over the block's samples."""
+    from xrdata.synth.eeg import _Gains
+
+    rng = np.random.default_rng(seed)
+    plan = example_plan(6.0 * n_seg, tuple(("rest", "eyes_open") for _ in range(n_seg)))
+    gains = _Gains(plan, rng.uniform(0.0, 2.0, (n_seg, 4)), np.ones(4), ramp=0.5)
+    n = round(plan.duration_s * fs)
+    a = min(int(start * n), n - 1)
+    b = min(n, a + length)
+    got = gains.at(a, b, fs)
+    want = np.stack([np.interp(np.arange(a, b) / fs, gains.kt, gains.kv[:, k]) for k in range(4)])
+    if got.ndim == 1:  # constant over the block
+        got = np.repeat(got[:, None], b - a, axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(("line_hz", "fs"), [(50.0, 500.0), (60.0, 500.0), (60.0, 256.0), (49.5, 500.0)])
