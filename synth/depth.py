@@ -444,8 +444,8 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     cos_lut = np.arange(65) / 64
     thr_lut = ndtri((1 - p0) * (1 - 0.9 * np.clip((0.3 - cos_lut) / 0.2, 0, 1))).astype(np.float32)
 
-    raw = np.dtype((np.void, 4 * packed.shape[1]))  # one pixel's gathered float32 values as raw bytes
     chunk: dict[str, Any] = {"stop": 0}  # the hands' pixels of the frames up to "stop", computed 64 frames at a time
+    draw = _compiled(_draw_hits)
 
     def draw_hands(a: int, b: int, P: np.ndarray) -> None:
         """Draw the hands of frames [a, b) into their gathered values ``P`` ((b - a) * H * W, C)."""
@@ -459,21 +459,10 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
                 if tof:
                     amp = 0.5 / np.maximum(rng_m, 0.05) ** 2  # skin albedo ~0.5 in the near infrared
                     vals += [s0 * np.sqrt(amp + ambient) / amp * noise_scale, np.zeros_like(rng_m)]
-                # pixel index into the gathered values of all frames from 0, ascending (hits are frame-major);
-                # the values as one raw item per pixel: 1-D scatters are ~4x faster than scatters of rows
-                v32 = np.stack(vals, axis=1).astype(np.float32)
-                chunk["hands"].append((fr[k] * HW + pix, v32[:, 0], v32.view(raw).reshape(-1)))
-        P_raw = P.view(raw).reshape(-1)
-        for pos, rng_v, vals in chunk["hands"]:  # left then right: the nearer surface wins
-            lo, hi = np.searchsorted(pos, [a * HW, b * HW])
-            if hi == lo:
-                continue
-            idx = pos[lo:hi] - a * HW
-            v = vals[lo:hi]
-            closer = rng_v[lo:hi] < P[:, 0][idx]
-            if not closer.all():  # usually all: the hand is in front of the room
-                idx, v = idx[closer], v[closer]
-            P_raw[idx] = v
+                # pixel index into the gathered values of all frames from 0, ascending (hits are frame-major)
+                chunk["hands"].append((fr[k] * HW + pix, np.stack(vals, axis=1).astype(np.float32)))
+        for pos, vals in chunk["hands"]:  # left then right: the nearer surface wins
+            draw(P, pos, vals, a * HW, b * HW)
 
     HW = H * W
     batch = int(p.get("batch_frames", 4))  # frames per kernel call (their gathered values stay in cache)
@@ -587,6 +576,21 @@ def _finish_frames(P: np.ndarray, cfac_mm: np.ndarray, consts: np.ndarray, dn: n
                 oj[i] = v
                 n_valid += v != 0
     return n_valid
+
+
+def _draw_hits(P: np.ndarray, pos: np.ndarray, vals: np.ndarray, base: int, stop: int) -> None:
+    """Draw a hand's pixels into gathered values: row ``pos[k] - base`` of ``P`` (pixels, C) becomes
+    ``vals[k]`` (C values) for every ``base <= pos[k] < stop`` (``pos`` ascending) whose range (column 0) is
+    nearer than the row's. Compiled with numba (``_compiled``): one pass over the hits instead of numpy's
+    gather, comparison and scatter (~10 % of a ToF session's time)."""
+    k = np.searchsorted(pos, base)
+    c = P.shape[1]
+    while k < pos.size and pos[k] < stop:
+        i = pos[k] - base
+        if vals[k, 0] < P[i, 0]:
+            for j in range(c):
+                P[i, j] = vals[k, j]
+        k += 1
 
 
 _COMPILED: dict[str, Any] = {}

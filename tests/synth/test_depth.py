@@ -238,6 +238,27 @@ def test_compiled_ray_sphere_matches_its_python() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_hand_hits_drawn_where_nearer() -> None:
+    """A hand's pixel replaces the gathered values only where it is nearer, only inside [base, stop), the same
+    compiled and interpreted."""
+    from xrdata.synth.depth import _compiled, _draw_hits
+
+    rng = np.random.default_rng(5)
+    P = rng.uniform(0.5, 3.0, (200, 4)).astype(np.float32)
+    pos = np.sort(rng.choice(600, 120, replace=False)).astype(np.int64)
+    vals = rng.uniform(0.3, 2.0, (120, 4)).astype(np.float32)
+    base, stop = 200, 400
+    want = P.copy()
+    for p, v in zip(pos, vals, strict=True):
+        if base <= p < stop and v[0] < want[p - base, 0]:
+            want[p - base] = v
+    for fn in (_draw_hits, _compiled(_draw_hits)):
+        got = P.copy()
+        fn(got, pos, vals, base, stop)
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(want, P) and (want == P).any()
+
+
 def test_ray_sphere_row_intervals_lose_no_hit() -> None:
     """The compiled ray-sphere test only visits each row's candidate interval; a brute-force test of every
     pixel of the boxes finds the same hits with the same values (near, far, off-axis and clipped spheres)."""
