@@ -89,15 +89,18 @@ def gaussian_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     # the 32-bit words rng.bytes(2 * n) would draw, read as little-endian 16-bit halves: the same values,
     # without its three copies (astype, tobytes, the slice)
     words = rng.integers(0, 1 << 32, size=(2 * n - 1) // 4 + 1 if n else 0, dtype=np.uint32)
-    idx = words.astype("<u4", copy=False).view("<u2")[:n]
-    table = _normal_table()
-    out = np.empty(idx.size, np.float32)
-    # np.take converts its indices to intp first: in pieces that copy stays in cache instead of being a
-    # temporary twice the size of the output; mode="wrap" (the indices are all valid) skips the buffered out
+    out = np.empty(n, np.float32)
+    _lookup(_normal_table(), words.astype("<u4", copy=False).view("<u2")[:n], out)
+    return out
+
+
+def _lookup(table: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = table[idx]`` for 16-bit indices into a 65536-entry table, in pieces: np.take converts its
+    indices to intp first, and in pieces that copy stays in cache instead of being a temporary twice the size
+    of the output; mode="wrap" (the indices are all valid) skips the buffered out."""
     step = 1 << 16
     for i in range(0, idx.size, step):
         np.take(table, idx[i : i + step], out=out[i : i + step], mode="wrap")
-    return out
 
 
 @cache
@@ -121,14 +124,9 @@ def _complex_gaussian(rng: np.random.Generator, out: np.ndarray) -> None:
     if not out.flags.c_contiguous:  # reshape would copy, and the draws would be lost
         raise ValueError("_complex_gaussian fills a C-contiguous array")
     flat = out.reshape(-1)
-    n = flat.size
     # the generator's raw 64-bit outputs, 4 indices each (~1.7x rng.integers' speed for the same bits)
-    words = rng.bit_generator.random_raw((n + 3) // 4)
-    idx = words.astype("<u8", copy=False).view("<u2")[:n]
-    table = _complex_normal_table()
-    step = 1 << 16  # as in gaussian_noise: the intp copy of the indices stays in cache
-    for i in range(0, n, step):
-        np.take(table, idx[i : i + step], out=flat[i : i + step], mode="wrap")
+    words = rng.bit_generator.random_raw((flat.size + 3) // 4)
+    _lookup(_complex_normal_table(), words.astype("<u8", copy=False).view("<u2")[: flat.size], flat)
 
 
 class ColoredNoise:

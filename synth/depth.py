@@ -582,7 +582,7 @@ def _draw_hits(P: np.ndarray, pos: np.ndarray, vals: np.ndarray, base: int, stop
     """Draw a hand's pixels into gathered values: row ``pos[k] - base`` of ``P`` (pixels, C) becomes
     ``vals[k]`` (C values) for every ``base <= pos[k] < stop`` (``pos`` ascending) whose range (column 0) is
     nearer than the row's. Compiled with numba (``_compiled``): one pass over the hits instead of numpy's
-    gather, comparison and scatter (~10 % of a ToF session's time)."""
+    gather, comparison and scatter, which took ~10 % of a ToF session's time."""
     k = np.searchsorted(pos, base)
     c = P.shape[1]
     while k < pos.size and pos[k] < stop:
