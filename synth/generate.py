@@ -19,9 +19,9 @@ bytes whatever the number of workers, and adding a user changes nobody else's da
 
 **Parallelism.** Users are generated in worker processes (``concurrent.futures.ProcessPoolExecutor`` with the
 ``spawn`` start method; each worker opens the store itself, and the store's per-user lock makes concurrent
-commits safe). ``engine="dask"`` runs one task per user on Dask (the active ``distributed`` client, else Dask's local
-process scheduler: BLAS thread limits, which keep the EEG bytes independent of the core count, do not hold
-from worker threads) and needs ``dask`` installed.
+commits safe). ``engine="dask"`` runs one task per user on Dask (the active ``distributed`` client, else
+Dask's local process scheduler: BLAS thread limits, which keep the EEG bytes independent of the core count,
+do not hold from worker threads) and needs ``dask`` installed.
 
 **Ground truth** (Parquet, one partition per user, readable with polars:
 ``read_ground_truth(store, "segments")`` or ``pl.scan_parquet(f"{store}/ground_truth/segments/",
