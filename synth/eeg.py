@@ -19,7 +19,10 @@ Mechanism (volts, ``sensor.rate_hz``, channels with 10-20/10-10 names):
   lowers alpha a little; hand gestures desynchronise the mu rhythm (contralateral to the dominant hand more).
 * **Artifacts from the other streams** (``Context``): blinks (``ctx.blinks``) add 90-160 uV positive
   deflections at Fp1/Fp2 decaying back over the scalp; gaze shifts (``ctx.gaze_shifts``) add horizontal /
-  vertical EOG steps at F7/F8 and Fp1/Fp2 that relax with the 1.6 s high-pass; jaw and face muscle activity
+  vertical EOG steps at F7/F8 and Fp1/Fp2 that relax with the amplifier's high-pass time constant (10 s by
+  default, as the hardware high-pass of AC-coupled research amplifiers; DC-coupled ones keep the eye's position
+  as long as it holds, consumer boards filtering at 0.1 Hz relax in 1.6 s), so while the eye dwells off
+  centre the frontal channels carry its direction; jaw and face muscle activity
   (``ctx.muscle``, and ``ctx.speech`` talk spurts) adds 20-150 Hz EMG from temporalis/frontalis sources,
   strongest fronto-temporally; arousal adds tonic EMG; walking adds a gait-locked cable artifact; mains
   interference at ``traits.line_hz`` (and harmonics) when ``sensor.params["line_noise"]`` is on. If talking
@@ -28,11 +31,12 @@ Mechanism (volts, ``sensor.rate_hz``, channels with 10-20/10-10 names):
 
 Label imprints: cognitive_load (theta up at Fz/FCz, alpha down at Pz), rest eyes_closed/eyes_open (posterior
 alpha), affect/arousal (tonic fronto-temporal EMG, less alpha), speech_command (EMG bursts at the command's
-syllables), gesture (mu suppression over the motor cortex), gaze_selection (EOG steps toward the target),
-activity walking (gait artifact). ``plan.eeg_worn`` False -> no stream.
+syllables), gesture (mu suppression over the motor cortex), gaze_selection (EOG steps toward the target, held
+while the eye dwells there), activity walking (gait artifact). ``plan.eeg_worn`` False -> no stream.
 
 Sensor params read: ``channels`` (count 8/16/32/64 or a comma-separated list of names; default 32),
 ``line_noise`` (on when 1/"on"/"true"; default off), ``line_noise_uv`` (RMS of the mains pickup, default 4 uV),
+``highpass_tau_s`` (time constant of the amplifier high-pass the eye-position steps relax with, s; default 10),
 ``artifacts`` (0 turns blink/EOG/EMG/gait artifacts off; default on), ``reference`` (meta only, default
 "linked_mastoids").
 """
@@ -231,7 +235,7 @@ def _blink_track(blinks_ns: np.ndarray, n: int, fs: float, amp_uv: float, rng: n
     return out.astype(np.float32)
 
 
-def _eog_steps(times_ns: np.ndarray, steps: np.ndarray, n: int, fs: float, tau_s: float = 1.6) -> np.ndarray:
+def _eog_steps(times_ns: np.ndarray, steps: np.ndarray, n: int, fs: float, tau_s: float) -> np.ndarray:
     """Eye-position steps seen through the amplifier high-pass: each step relaxes with ``tau_s``."""
     from scipy.signal import lfilter
 
@@ -301,6 +305,7 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
     u = _user_eeg(traits.user_id)
     artifacts = _flag(params.get("artifacts"), True)
     line_on = _flag(params.get("line_noise"), False)
+    tau = float(params.get("highpass_tau_s", 10.0))
     chi = float(traits.aperiodic_exponent)
     f_alpha = float(traits.alpha_peak_hz)
     f_theta = u["theta_hz"]
@@ -360,7 +365,11 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
     ap_deg = np.degrees(np.arcsin(np.clip(pos[:, 1], -1, 1)))
     w_blink = np.clip(np.exp((ap_deg - 72.0) / 25.0), 0, 1.0) * 1e-6
     frontal = np.clip(np.exp((ap_deg - 72.0) / 30.0), 0, 1.0)
-    w_heog = np.clip(pos[:, 0], -1, 1) * frontal * 4e-6  # ~4 uV/deg at F7/F8, opposite polarity
+    # horizontal EOG: each eye's corneo-retinal dipole seen from its outer canthus (8.3 uV/deg there, ~16 uV/deg
+    # canthus to canthus as bipolar HEOG measures) and spreading over the scalp: ~3 uV/deg at F7/F8 with opposite
+    # polarities (right gaze -> F8 positive), ~1 at Fp1/Fp2, none on the midline
+    canthus = np.array([0.69, 0.58, -0.42])  # azimuth 50 deg from the nose, 25 deg below the F7-F8 plane
+    w_heog = np.sign(pos[:, 0]) * _topo(np.column_stack([np.abs(pos[:, 0]), pos[:, 1:]]), canthus, 0.45) * 8.3e-6
     w_veog = frontal * 3e-6
     w_gait = rng.uniform(0.5, 1.5, nch) * 4e-6
     line_amp = float(params.get("line_noise_uv", 4.0)) * 1e-6 * np.sqrt(2) * rng.lognormal(0, 0.4, nch)
@@ -401,8 +410,8 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
             extra.append((w_blink[:, None], _blink_track(ctx.blinks, n, fs, u["blink_uv"], rng)[None, :]))
         shifts = np.asarray(ctx.gaze_shifts, dtype=np.float64).reshape(-1, 3)
         if len(shifts):  # gaze to the right (negative yaw) -> F8 positive; up -> Fp positive
-            eog = np.stack([_eog_steps(shifts[:, 0], -shifts[:, 1], n, fs),
-                            _eog_steps(shifts[:, 0], shifts[:, 2], n, fs)])
+            eog = np.stack([_eog_steps(shifts[:, 0], -shifts[:, 1], n, fs, tau),
+                            _eog_steps(shifts[:, 0], shifts[:, 2], n, fs, tau)])
             extra.append((np.stack([w_heog, w_veog], axis=1), eog))
 
     # --- assemble block by block: (sources x block), then one matrix product per block, written as samples
@@ -452,7 +461,7 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
 
     meta: dict[str, Any] = {
         "reference": str(params.get("reference", "linked_mastoids")), "montage": "10-10", "synthetic": True,
-        "line_noise": line_on,
+        "line_noise": line_on, "highpass_tau_s": tau,
     }
     stream = Stream("eeg", "eeg", sample_times_ns(n, fs), data, names, ["V"] * nch, rate_hz=fs, meta=meta)
     truth: dict[str, Any] = {

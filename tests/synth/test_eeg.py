@@ -178,6 +178,26 @@ def test_blinks_give_frontal_positive_deflections() -> None:
     assert np.mean(oz[during]) < 0.1 * np.mean(fp[during])
 
 
+@pytest.mark.parametrize("tau_s", [1.6, 10.0])
+def test_eog_holds_the_eye_position_with_the_highpass_time_constant(tau_s: float) -> None:
+    """The eye goes 20 deg right and back every 8 s: F8 - F7 follows the position (right -> F8 positive, ~6 uV
+    per degree) and relaxes over the dwell as exp(-t / tau)."""
+    plan = example_plan(64.0, user=_user(7))
+    go = np.arange(2.0, 60.0, 8.0)
+    t_ns = np.round(np.concatenate([go, go + 4.0]) * 1e9).astype(np.int64)
+    yaw = np.concatenate([np.full(go.size, -20.0), np.full(go.size, 20.0)])  # negative yaw = right
+    ctx = Context(gaze_shifts=np.column_stack([t_ns, yaw, np.zeros_like(yaw)]))
+    s, _ = _eeg(plan, seed=7, ctx=ctx, sensor=_sensor(highpass_tau_s=tau_s))
+    assert s.meta["highpass_tau_s"] == tau_s
+    heog = (s.data[:, s.channels.index("F8")] - s.data[:, s.channels.index("F7")]).astype(np.float64)
+    at = np.arange(0.0, 4.0, 1.0 / FS)
+    trials = np.stack([heog[round(g * FS) : round(g * FS) + at.size] - heog[round((g - 0.25) * FS)] for g in go])
+    mean = trials.mean(axis=0)  # the background averages out over the 8 trials
+    early, late = mean[(at > 0.2) & (at < 0.7)].mean(), mean[(at > 3.2) & (at < 3.7)].mean()
+    assert 80e-6 < early < 160e-6, early  # ~6 uV/deg between F8 and F7
+    assert late / early == pytest.approx(np.exp(-3.0 / tau_s), abs=0.15), (late / early, np.exp(-3.0 / tau_s))
+
+
 def test_spatial_mixing_correlates_neighbours() -> None:
     s, _ = _eeg(example_plan(60.0, user=_user(6)), seed=6)
     c = np.corrcoef(s.data.T)

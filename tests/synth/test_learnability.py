@@ -8,7 +8,8 @@ Pipeline (all in this file, numpy only):
    drift (it would flip label mappings) and near-uniform class probabilities.
 2. ``xrdata.windows`` cuts 2 s windows (hop 1 s) with the task label; windows straddling two segments are
    dropped. Per stream, simple summaries: means / stds / ranges, band log-powers (IMU, audio, EEG on the
-   8 channels every cap has), gaze angles and pupil, palm and fingertip geometry, a coarse depth grid.
+   8 channels every cap has, and the eye position the frontal pair carries: Fp2 - Fp1 and Fp1 + Fp2), gaze
+   angles and pupil, palm and fingertip geometry, a coarse depth grid.
 3. Features are z-scored per session over all its windows (unsupervised: removes user and session offsets such
    as resting pupil, lighting, heading).
 4. Per task, leave-one-segment-out: windows of the held-out segment are predicted by a late fusion of one
@@ -18,7 +19,7 @@ Pipeline (all in this file, numpy only):
 5. Pass: window accuracy >= chance + max(0.05, 2 sqrt(p (1 - p) / segments)), p = the majority-class share,
    counting segments (not windows) as the independent samples.
 
-Known gaps (xfail, not strict): three (task, removed modality) pairs where, at this data size and window length,
+Known gaps (xfail, not strict): two (task, removed modality) pairs where, at this data size and window length,
 the remaining modalities' imprint is too weak for window features (see ``GAPS``).
 """
 
@@ -51,8 +52,6 @@ CONFIG = SynthConfig(
 
 #: (task, removed modality) -> why the rest does not carry the label at window level in this cohort.
 GAPS = {
-    ("gaze_selection", "gaze"): "the head turns only part of the way toward the target and the reach direction is "
-                                "in stage coordinates: head, hand and depth windows do not separate 9 directions",
     ("gesture", "hand"): "gaze and head follow only the swipe direction, and in the depth frames the hands are "
                          "small near-range holes at the bottom edge of the view",
     ("speech_command", "audio"): "the EEG's EMG bursts at the command's syllables do not separate 12 commands "
@@ -143,12 +142,16 @@ def features(name: str, x: np.ndarray, fs: float, eeg_idx: list[int]) -> np.ndar
         xx[bad] = 0.0
         bp = _band_logpow(xx, fs, ((1, 4), (4, 8), (8, 13), (13, 30), (30, 45), (55, 100)))
         rel = bp - np.log(np.exp(bp[:5]).sum(axis=0))
-        return np.concatenate([bp.ravel(), rel.ravel(), bp[1] - bp[2], [bp[1, 2] - bp[2, 5]]])  # theta Fz - alpha Pz
+        heog, veog = xx[:, 1] - xx[:, 0], 0.5 * (xx[:, 0] + xx[:, 1])  # eye position through Fp2 - Fp1, Fp1 + Fp2
+        q = len(xx) // 4
+        eog = [f(e) for e in (heog, veog) for f in (np.mean, np.median, lambda e: e[-q:].mean() - e[:q].mean())]
+        theta_alpha = [bp[1, 2] - bp[2, 5]]  # theta Fz - alpha Pz
+        return np.concatenate([bp.ravel(), rel.ravel(), bp[1] - bp[2], theta_alpha, eog])
     if name == "depth":
         dd = np.where(x > 0, x.astype(np.float64), np.nan)
         t, h, w = dd.shape
         grid = np.nanmean(dd[:, : h // 4 * 4, : w // 4 * 4].reshape(t, 4, h // 4, 4, w // 4), axis=(0, 2, 4))
-        return np.concatenate([grid.ravel(), [np.mean(x == 0)]])
+        return np.concatenate([grid.ravel(), [np.mean(np.isnan(x))]])  # windows give holes (0 mm) as NaN
     raise ValueError(name)
 
 
