@@ -47,6 +47,24 @@ def test_info(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "2 user(s), 3 session(s)" in capsys.readouterr().out
 
 
+def test_info_hours_count_each_session_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Head pose and IMU are both "motion": a session with both counts its length once, not twice."""
+    store = xrdata.open_store(tmp_path / "store")
+    rec = example_recording("u1", "s1", seconds=2.0, rng=np.random.default_rng(0))
+    imu = xrdata.Stream("imu", "motion", np.arange(400, dtype=np.int64) * 5_000_000,
+                        np.zeros((400, 6), np.float32), ["accel_x", "accel_y", "accel_z", "gyro_x", "gyro_y", "gyro_z"],
+                        ["m/s^2"] * 3 + ["rad/s"] * 3, rate_hz=200.0)
+    store.write(xrdata.Recording("u1", "s1", [*rec.streams.values(), imu]))
+    info = _json(capsys, ["info", str(tmp_path / "store"), "--json"])
+    assert isinstance(info, dict)
+    motion = next(m for m in info["modalities"] if m["modality"] == "motion")
+    assert motion["streams"] == 2
+    durations = dict(store.catalog().select("stream", "duration_s").collect().rows())
+    assert durations["motion"] > 1.5 and durations["imu"] > 1.5
+    assert motion["hours"] * 3600 == pytest.approx(max(durations["motion"], durations["imu"]))
+    assert info["hours"] * 3600 == pytest.approx(max(durations.values()))
+
+
 def test_catalog_where_rebuild_and_json(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = _json(capsys, ["catalog", str(store_path), "--json", "--where", "user=007"])
     assert isinstance(rows, list) and rows and {r["user"] for r in rows} == {"007"}

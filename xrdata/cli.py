@@ -38,27 +38,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     users = [args.user] if args.user else store.users()
     sessions = {u: store.sessions(u, include_incomplete=True) for u in users}
     incomplete = {u: [s for s in ss if not store.is_complete(u, s)] for u, ss in sessions.items()}
+    # hours of recording with the modality: per session the longest of its streams (head pose and IMU are both
+    # "motion"; summing them would count the session twice)
+    hours = (
+        df.group_by("modality", "user", "session").agg(pl.col("duration_s").max())
+        .group_by("modality").agg((pl.col("duration_s").sum() / 3600).alias("hours"))
+    )
     per_modality = (
         df.group_by("modality")
         .agg(
             pl.col("stream").count().alias("streams"),
             pl.col("n_samples").sum().alias("samples"),
-            (pl.col("duration_s").sum() / 3600).alias("hours"),
             pl.col("missing_frac").mean().alias("mean_missing_frac"),
         )
+        .join(hours, on="modality")
+        .select("modality", "streams", "samples", "hours", "mean_missing_frac")
         .sort("modality")
     )
     summary: dict[str, Any] = {
         "store": str(args.store),
         "users": len(users),
         "sessions": sum(len(v) for v in sessions.values()),
+        "hours": float(df.group_by("user", "session").agg(pl.col("duration_s").max())["duration_s"].sum()) / 3600,
         "incomplete_sessions": {u: v for u, v in incomplete.items() if v},
         "modalities": per_modality.to_dicts(),
     }
     if args.json:
         _print_json(summary)
         return 0
-    print(f"store {args.store}: {summary['users']} user(s), {summary['sessions']} session(s)")
+    print(f"store {args.store}: {summary['users']} user(s), {summary['sessions']} session(s), "
+          f"{summary['hours']:.2f} h")
     for u, v in summary["incomplete_sessions"].items():
         print(f"  incomplete (live or crashed) sessions of {u}: {', '.join(v)}")
     with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True):
