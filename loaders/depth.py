@@ -194,9 +194,10 @@ _DEFLATE_MAX_RATIO = 1032
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> samples per pixel
 
 
-def _check_png_header(path: Path, f: Path) -> None:
-    """Refuse a PNG frame whose IHDR declares more pixels than its bytes can hold, before opencv allocates
-    them (a corrupt width or height would otherwise cost up to opencv's 2**30-pixel limit, ~2 GB, per frame)."""
+def _check_png(path: Path, f: Path) -> None:
+    """Refuse a corrupt PNG frame before opencv allocates what it declares: an IHDR with more pixels than the
+    file's bytes can hold (up to opencv's 2**30-pixel limit, ~2 GB), or a chunk longer than the rest of the
+    file (the decoder allocates a chunk's declared length, up to 2 GB, before reading it)."""
     head = _png_ihdr(f)
     if head is None:
         return  # not a PNG, or unreadable: cv2.imread reports it
@@ -206,6 +207,19 @@ def _check_png_header(path: Path, f: Path) -> None:
     if raw > _DEFLATE_MAX_RATIO * size:
         raise LoaderError(f"{path}: frame {f.name} declares {width}x{height} pixels but has only {size} bytes "
                           "(corrupt or truncated PNG)")
+    with open(f, "rb") as fh:  # chunk headers only: length (4 bytes), type (4), then data and a CRC (4)
+        pos = 8
+        while pos + 8 <= size:
+            fh.seek(pos)
+            hdr = fh.read(8)
+            n, kind = int.from_bytes(hdr[:4], "big"), hdr[4:8]
+            if pos + 12 + n > size:
+                raise LoaderError(f"{path}: frame {f.name}: PNG chunk {kind.decode('latin-1')!r} at byte {pos} "
+                                  f"declares {n} bytes but the file has {max(0, size - pos - 12)} after its header "
+                                  "(corrupt or truncated PNG)")
+            if kind == b"IEND":
+                break
+            pos += 12 + n
 
 
 def _read_images(path: Path, files: Sequence[Path]) -> np.ndarray:
@@ -213,7 +227,7 @@ def _read_images(path: Path, files: Sequence[Path]) -> np.ndarray:
     cv2 = _cv2()
     out: np.ndarray | None = None
     for k, f in enumerate(files):
-        _check_png_header(path, f)
+        _check_png(path, f)
         img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise LoaderError(f"{path}: frame {f.name} cannot be decoded (corrupt, truncated or not an image)")

@@ -150,6 +150,27 @@ def test_png_declaring_more_pixels_than_it_holds_is_refused_before_decoding(fixt
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB
 
 
+def test_png_chunk_longer_than_the_file_is_refused_before_decoding(fixtures_dir: Path, tmp_path: Path) -> None:
+    """One corrupt byte in the first IDAT's length (8 kB -> 2 GB) made opencv allocate 1.9 GB for a 120 kB file
+    before failing (found by the corruption property test); the reader walks the chunk headers first."""
+    import resource
+
+    b = bytearray((fixtures_dir / TUM).read_bytes())
+    assert b[37:41] == b"IDAT"
+    b[33] = 120
+    p = tmp_path / "TUM_depth.png"
+    p.write_bytes(bytes(b))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(LoaderError, match=r"TUM_depth\.png: frame TUM_depth\.png: PNG chunk 'IDAT' at byte 33 "
+                                          r"declares 2013274112 bytes"):
+        read_depth(p, scale=5000)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB
+    b[33] = 0
+    p.write_bytes(bytes(b[: len(b) // 2]))  # truncated inside a chunk: the same refusal, naming that chunk
+    with pytest.raises(LoaderError, match=r"PNG chunk 'IDAT' at byte \d+ declares \d+ bytes but the file has"):
+        read_depth(p, scale=5000)
+
+
 def test_npz_member_declaring_more_than_it_holds_is_refused(tmp_path: Path) -> None:
     """numpy allocates an .npz member's declared shape before reading it: a corrupt header (here 2e11 bytes
     for a 64-byte member) is refused from the archive's directory instead."""
