@@ -368,7 +368,7 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
     # horizontal EOG: each eye's corneo-retinal dipole seen from its outer canthus (8.3 uV/deg there, ~16 uV/deg
     # canthus to canthus as bipolar HEOG measures) and spreading over the scalp: ~3 uV/deg at F7/F8 with opposite
     # polarities (right gaze -> F8 positive), ~1 at Fp1/Fp2, none on the midline
-    canthus = np.array([0.69, 0.58, -0.42])  # azimuth 50 deg from the nose, 25 deg below the F7-F8 plane
+    canthus = np.array([0.69, 0.58, -0.42])  # azimuth 50 deg off the nose, 25 deg below the Fpz-T8 circumference
     w_heog = np.sign(pos[:, 0]) * _topo(np.column_stack([np.abs(pos[:, 0]), pos[:, 1:]]), canthus, 0.45) * 8.3e-6
     w_veog = frontal * 3e-6
     w_gait = rng.uniform(0.5, 1.5, nch) * 4e-6
