@@ -102,7 +102,11 @@ def _png_ihdr(path: Path) -> bytes | None:
             head = fh.read(26)
     except OSError:
         return None
-    return head if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" else None
+    return head if _is_png_head(head) else None
+
+
+def _is_png_head(head: bytes) -> bool:
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
 
 
 def _png_is_16bit_grey(path: Path) -> bool:
@@ -198,17 +202,21 @@ def _check_png(path: Path, f: Path) -> None:
     """Refuse a corrupt PNG frame before opencv allocates what it declares: an IHDR with more pixels than the
     file's bytes can hold (up to opencv's 2**30-pixel limit, ~2 GB), or a chunk longer than the rest of the
     file (the decoder allocates a chunk's declared length, up to 2 GB, before reading it)."""
-    head = _png_ihdr(f)
-    if head is None:
-        return  # not a PNG, or unreadable: cv2.imread reports it
-    size = f.stat().st_size
-    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    raw = height * (1 + -(-width * _PNG_CHANNELS.get(head[25], 4) * head[24] // 8))  # filter byte + row bytes
-    if raw > _DEFLATE_MAX_RATIO * size:
-        raise LoaderError(f"{path}: frame {f.name} declares {width}x{height} pixels but has only {size} bytes "
-                          "(corrupt or truncated PNG)")
-    with open(f, "rb") as fh:  # chunk headers only: length (4 bytes), type (4), then data and a CRC (4)
-        pos = 8
+    try:
+        fh = open(f, "rb")
+    except OSError:
+        return  # unreadable: cv2.imread reports it
+    with fh:
+        head = fh.read(26)
+        if not _is_png_head(head):
+            return  # not a PNG: cv2.imread reports it
+        size = os.fstat(fh.fileno()).st_size
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        raw = height * (1 + -(-width * _PNG_CHANNELS.get(head[25], 4) * head[24] // 8))  # filter byte + row bytes
+        if raw > _DEFLATE_MAX_RATIO * size:
+            raise LoaderError(f"{path}: frame {f.name} declares {width}x{height} pixels but has only {size} bytes "
+                              "(corrupt or truncated PNG)")
+        pos = 8  # chunk headers only: length (4 bytes), type (4), then data and a CRC (4)
         while pos + 8 <= size:
             fh.seek(pos)
             hdr = fh.read(8)

@@ -40,6 +40,15 @@ CATALOG_SCHEMA: dict[str, pl.DataType] = {
 SESSIONS_KEY = b"xrdata.sessions"
 
 
+def recorded_hours(cat: pl.DataFrame, by: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Hours recorded, per ``by`` group (e.g. ``("modality",)``), from catalog rows: columns ``*by, hours``
+    (one row when ``by`` is empty). A session counts once per group, as its longest stream there: head pose and
+    IMU are both "motion", and summing streams would count the session twice."""
+    per_session = cat.group_by(*by, "user", "session").agg(pl.col("duration_s").max())
+    hours = (pl.col("duration_s").sum() / 3600).alias("hours")
+    return per_session.group_by(*by).agg(hours) if by else per_session.select(hours)
+
+
 def empty_catalog() -> pl.DataFrame:
     return pl.DataFrame(schema=CATALOG_SCHEMA)
 

@@ -28,6 +28,7 @@ def _progress(iterable: Any, total: int, desc: str, quiet: bool) -> Any:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from xrdata.catalog import recorded_hours
     from xrdata.store import open_store
 
     store = open_store(args.store, mode="r")
@@ -38,12 +39,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     users = [args.user] if args.user else store.users()
     sessions = {u: store.sessions(u, include_incomplete=True) for u in users}
     incomplete = {u: [s for s in ss if not store.is_complete(u, s)] for u, ss in sessions.items()}
-    # hours of recording with the modality: per session the longest of its streams (head pose and IMU are both
-    # "motion"; summing them would count the session twice)
-    hours = (
-        df.group_by("modality", "user", "session").agg(pl.col("duration_s").max())
-        .group_by("modality").agg((pl.col("duration_s").sum() / 3600).alias("hours"))
-    )
     per_modality = (
         df.group_by("modality")
         .agg(
@@ -51,7 +46,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             pl.col("n_samples").sum().alias("samples"),
             pl.col("missing_frac").mean().alias("mean_missing_frac"),
         )
-        .join(hours, on="modality")
+        .join(recorded_hours(df, ("modality",)), on="modality")
         .select("modality", "streams", "samples", "hours", "mean_missing_frac")
         .sort("modality")
     )
@@ -59,7 +54,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "store": str(args.store),
         "users": len(users),
         "sessions": sum(len(v) for v in sessions.values()),
-        "hours": float(df.group_by("user", "session").agg(pl.col("duration_s").max())["duration_s"].sum()) / 3600,
+        "hours": float(recorded_hours(df)["hours"][0]),
         "incomplete_sessions": {u: v for u, v in incomplete.items() if v},
         "modalities": per_modality.to_dicts(),
     }

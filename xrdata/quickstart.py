@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from xrdata.catalog import recorded_hours
 from xrdata.store import open_store
 from xrdata.validation import validate
 
@@ -64,7 +65,7 @@ def run(out: Path, *, users: int | None = None, weeks: float | None = None, seed
         "users": len(store.users()),
         "sessions": len(sessions),
         "streams": cat.height,
-        "hours": float(cat.group_by("user", "session").agg(pl.col("duration_s").max())["duration_s"].sum()) / 3600,
+        "hours": float(recorded_hours(cat)["hours"][0]),
         "schema_errors": errors,
         "per_modality": cat.group_by("modality")
         .agg(pl.len().alias("streams"), pl.col("missing_frac").mean().alias("mean_missing_frac"))
