@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import xrdata
-from xrdata.cli import build_parser, main
+from xrdata.cli import _option_hint, build_parser, main
 from xrdata.quickstart import COHORT
 from xrdata.testing import example_recording
 
@@ -117,3 +117,16 @@ def test_synth_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert out["missing_generators"] == []
     assert main(["synth", "--store", str(tmp_path / "s"), "--users", "1", "--weeks", "1", "--seed", "3"]) == 1
     assert "already" in capsys.readouterr().err  # sessions exist: --if-exists decides
+
+
+@pytest.mark.parametrize(("message", "hint"), [
+    ("a.wav: 12 frames short; pass allow_truncated=True to keep the first 3 frames",
+     "on the command line: --option allow_truncated=true"),
+    ("r: no subject; pass user_id= / session_id= to name the recording",
+     "on the command line: --user USER, --session ID"),
+    ("f: no shipped mapping matches this file's columns; pass mapping= (one of a, b)",
+     "on the command line: --mapping FILE"),
+    ("x: value out of range (max |x| 3.5)", ""),
+])
+def test_option_hint_names_the_flags_an_error_asks_for(message: str, hint: str) -> None:
+    assert _option_hint(message) == hint

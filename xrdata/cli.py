@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -159,6 +160,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         result = ingest(args.paths, store, args.user, session=args.session, starts_s=starts, progress=advance,
                         **options)
+    except XRDataError as exc:
+        hint = _option_hint(str(exc))
+        if not hint:
+            raise
+        raise XRDataError(f"{exc} ({hint})") from exc
     finally:
         bar.close()
     summary = {"user": result.user, "session": result.session, "streams": result.streams,
@@ -171,6 +177,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if result.session:
             print(f"wrote {result.user}/{result.session}: {', '.join(result.streams) or 'no streams'}")
     return 0
+
+
+#: Reader arguments that ``xrdata ingest`` sets with its own flags rather than ``--option``.
+_INGEST_FLAGS = {"mapping": "--mapping FILE", "user_id": "--user USER", "session_id": "--session ID",
+                 "starts_s": "--start FILE=SECONDS"}
+
+
+def _option_hint(message: str) -> str:
+    """How to give, on the ``xrdata ingest`` command line, the reader arguments an error message asks for
+    ("pass rate_hz= ..." -> "on the command line: --option rate_hz=VALUE"); "" when it asks for none."""
+    asked: dict[str, str] = {}
+    for part in re.findall(r"\bpass ([^;]*)", message):
+        for name, value in re.findall(r"(?<![\w|])([a-z_]+)=(\w*)", part):
+            asked.setdefault(name, {"True": "true", "False": "false"}.get(value, value) or "VALUE")
+    flags = [_INGEST_FLAGS.get(n, f"--option {n}={v}") for n, v in asked.items()]
+    return "on the command line: " + ", ".join(flags) if flags else ""
 
 
 #: ``--option`` keys of ``xrdata ingest DATASET``: BIDS labels selecting recordings.

@@ -100,6 +100,17 @@ def test_reader_options_reach_the_reader(
     assert "KEY=VALUE" in capsys.readouterr().err
 
 
+def test_a_missing_reader_option_is_named_as_its_command_line_flag(
+    fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["ingest", str(fixtures_dir / "isl-org_Open3D_RGBD/depth"), "--store", str(tmp_path / "s"), "--user", "u1"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "no time source" in err and "pass rate_hz=" in err
+    assert "on the command line: --option rate_hz=VALUE, --option start_ns=VALUE, --option timestamps=VALUE" in err
+    assert not (tmp_path / "s" / "users").exists() or xrdata.open_store(tmp_path / "s").users() == []
+
+
 def test_brainvision_dedupe_hashes_the_data_file(fixtures_dir: Path, tmp_path: Path) -> None:
     src = fixtures_dir / "mne-python"
     for name in ("test.vhdr", "test.vmrk", "test.eeg"):
