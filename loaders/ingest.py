@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -49,7 +50,8 @@ class IngestResult:
 
 
 def _companions(p: Path) -> list[Path]:
-    """Files a recording's header file reads besides itself (BrainVision data/markers, EEGLAB .fdt)."""
+    """Files a recording's header file reads besides itself (BrainVision data/markers, EEGLAB .fdt, the
+    continuation parts of a split FIF)."""
     suffix = p.suffix.lower()
     if suffix in (".vhdr", ".ahdr"):
         from xrdata.loaders.eeg import _brainvision_files
@@ -57,7 +59,29 @@ def _companions(p: Path) -> list[Path]:
         return [p.with_name(n) for n in _brainvision_files(p)[1:]]
     if suffix == ".set":
         return [p.with_suffix(s) for s in (".fdt", ".FDT")]
+    if p.name.lower().endswith((".fif", ".fif.gz")):
+        return _fif_parts(p)
     return []
+
+
+def _fif_parts(p: Path) -> list[Path]:
+    """The continuation files of a split FIF recording, in order (mne reads them with the first): named
+    ``<name>-1.fif``, ``<name>-2.fif``... after ``<name>.fif`` (mne's and MaxFilter's naming) or
+    ``..._split-02_...`` after ``..._split-01_...`` (BIDS); [] for an unsplit file."""
+    bids = re.search(r"_split-(\d+)_", p.name)
+    if bids:
+        first, width = int(bids.group(1)), len(bids.group(1))
+        names = (p.name[: bids.start(1)] + f"{k:0{width}d}" + p.name[bids.end(1) :] for k in range(first + 1, 10_000))
+    else:
+        head, _, tail = p.name.partition(".")
+        names = (f"{head}-{k}.{tail}" for k in range(1, 10_000))
+    parts = []
+    for name in names:
+        part = p.with_name(name)
+        if not part.is_file():
+            break
+        parts.append(part)
+    return parts
 
 
 def _hashed_files(path: Path) -> list[Path]:
@@ -231,7 +255,13 @@ def _commit_once(
                     progress(src.name)
                 started = len(fills)
                 rec = src.load(fills if stream else None)
-                if digest.result() in seen.sessions:  # (only if a byte count in the store was wrong)
+                if src.names_from is None and src.files:
+                    read_too = [src.files[0].parent / n for n in rec.meta.get("source_files", [])]
+                    extra = [f for f in read_too if f not in src.files and f.is_file()]
+                    if extra:  # the reader followed files named otherwise than _companions expects
+                        nbytes = _nbytes([*src.files, *extra])
+                        digest = hasher.submit(_sha256, [*src.files, *extra], None)
+                if digest.result() in seen.sessions:  # (a byte count in the store was wrong, or files were added)
                     result.skipped[src.shown] = seen.sessions[digest.result()]
                     for fill in fills[started:]:
                         fill.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -300,6 +301,57 @@ def test_duplicate_found_after_a_streamed_parse_is_skipped(
     )
     assert not [t for t in threading.enumerate() if t.name == "xrdata-eeg-blocks"]
 
+
+
+def _split_fif(path: Path, naming: str) -> list[Path]:
+    """A 32-channel FIF saved in 10 MB parts (mne's minimum); the parts in reading order."""
+    mne = pytest.importorskip("mne")
+    info = mne.create_info([f"EEG{i:02d}" for i in range(32)], 1000.0, "eeg")
+    data = np.random.default_rng(5).standard_normal((32, 120_000)) * 1e-5
+    mne.io.RawArray(data, info, verbose="error").save(path, split_size="10MB", split_naming=naming,
+                                                      verbose="error")
+    first = path if naming == "neuromag" else path.with_name(path.name.replace("_eeg", "_split-01_eeg"))
+    return [Path(f) for f in mne.io.read_raw_fif(first, verbose="error").filenames]
+
+
+@pytest.mark.parametrize(("name", "naming"), [("rec_raw.fif", "neuromag"), ("sub-01_task-x_eeg.fif", "bids")])
+def test_split_fif_is_identified_by_all_its_parts(tmp_path: Path, name: str, naming: str) -> None:
+    """Every part mne reads counts in the recording's hash and byte count: changing a later part makes it
+    another recording, re-ingesting the same parts is skipped."""
+    parts = _split_fif(tmp_path / name, naming)
+    assert len(parts) == 2
+    store = xrdata.open_store(tmp_path / "store")
+    res = ingest([parts[0]], store, "u1", session="s1")
+    meta = store.read("u1", "s1").meta
+    assert meta["source_files"] == [p.name for p in parts]
+    assert meta["source_bytes"] == {parts[0].name: sum(p.stat().st_size for p in parts)}
+    assert meta["source_sha256"] == {parts[0].name: file_sha256(parts[0])}
+    assert store.read("u1", "s1").streams["eeg"].n_samples == 120_000
+    assert ingest([parts[0]], store, "u1", session="s2").skipped == {str(parts[0]): "s1"}
+    before = file_sha256(parts[0])
+    raw = bytearray(parts[1].read_bytes())
+    raw[-5000] ^= 0xFF  # a sample byte of the last part
+    parts[1].write_bytes(bytes(raw))
+    assert file_sha256(parts[0]) != before
+    assert res.session == "s1" and ingest([parts[0]], store, "u1", session="s3").session == "s3"
+
+
+def test_parts_the_reader_follows_under_other_names_are_hashed_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part whose name does not follow the split naming (found only by mne, from the file's own reference)
+    still counts: the hash is completed once the reader says which files it read."""
+    parts = _split_fif(tmp_path / "rec_raw.fif", "neuromag")
+    module = sys.modules[ingest.__module__]
+    assert module._hashed_files(parts[0]) == parts
+    store = xrdata.open_store(tmp_path / "store")
+    with monkeypatch.context() as m:  # as if the naming were unknown: only the reader finds the second part
+        m.setattr(module, "_companions", lambda p: [])
+        ingest([parts[0]], store, "u1", session="s1")
+    meta = store.read("u1", "s1").meta
+    assert meta["source_sha256"] == {parts[0].name: module._sha256(parts, None)}
+    assert meta["source_bytes"] == {parts[0].name: sum(p.stat().st_size for p in parts)}
+    assert ingest([parts[0]], store, "u1", session="s2").skipped == {str(parts[0]): "s1"}
 
 # ------------------------------------------------------------------------------------------- robustness
 
