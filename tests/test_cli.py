@@ -12,7 +12,7 @@ import pytest
 
 import xrdata
 from xrdata.cli import _option_hint, build_parser, main
-from xrdata.quickstart import COHORT
+from xrdata.quickstart import COHORT, summary_lines
 from xrdata.testing import example_recording
 
 
@@ -108,6 +108,12 @@ def test_quickstart_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert set(report["mean_macro_f1"]) >= {"federated", "centralized", "local"}
     assert json.loads((tmp_path / "qs/report.json").read_text())["windows"] == report["windows"]
     assert (tmp_path / "qs/run/report.html").is_file() and (tmp_path / "qs/run/results.json").is_file()
+    lines = summary_lines(report)
+    w = report["windows"]
+    assert lines[1] == (f"windows: {w['train']} training, {w['future']} of future weeks, {w['unseen']} of unseen "
+                        f"users ({w['adapt']} more for their adaptation)")
+    assert any(line.startswith("  federated    mean macro-F1: future weeks ") for line in lines)
+    assert "small cohort" in lines[-2] and lines[-1].startswith(f"report: {tmp_path / 'qs/run/report.html'}")
 
 
 def test_synth_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
