@@ -180,8 +180,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 #: Reader arguments that ``xrdata ingest`` sets with its own flags rather than ``--option``.
-_INGEST_FLAGS = {"mapping": "--mapping FILE", "user_id": "--user USER", "session_id": "--session ID",
-                 "starts_s": "--start FILE=SECONDS"}
+_INGEST_FLAGS = {"mapping": "--mapping FILE", "user_id": "--user USER", "session_id": "--session ID"}
 
 
 def _option_hint(message: str) -> str:

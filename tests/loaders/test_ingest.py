@@ -302,7 +302,6 @@ def test_duplicate_found_after_a_streamed_parse_is_skipped(
     assert not [t for t in threading.enumerate() if t.name == "xrdata-eeg-blocks"]
 
 
-
 def _split_fif(path: Path, naming: str) -> list[Path]:
     """A 32-channel FIF saved in 10 MB parts (mne's minimum); the parts in reading order."""
     mne = pytest.importorskip("mne")
@@ -321,7 +320,7 @@ def test_split_fif_is_identified_by_all_its_parts(tmp_path: Path, name: str, nam
     parts = _split_fif(tmp_path / name, naming)
     assert len(parts) == 2
     store = xrdata.open_store(tmp_path / "store")
-    res = ingest([parts[0]], store, "u1", session="s1")
+    assert ingest([parts[0]], store, "u1", session="s1").session == "s1"
     meta = store.read("u1", "s1").meta
     assert meta["source_files"] == [p.name for p in parts]
     assert meta["source_bytes"] == {parts[0].name: sum(p.stat().st_size for p in parts)}
@@ -333,7 +332,7 @@ def test_split_fif_is_identified_by_all_its_parts(tmp_path: Path, name: str, nam
     raw[-5000] ^= 0xFF  # a sample byte of the last part
     parts[1].write_bytes(bytes(raw))
     assert file_sha256(parts[0]) != before
-    assert res.session == "s1" and ingest([parts[0]], store, "u1", session="s3").session == "s3"
+    assert ingest([parts[0]], store, "u1", session="s3").session == "s3"
 
 
 def test_parts_the_reader_follows_under_other_names_are_hashed_too(
@@ -352,6 +351,7 @@ def test_parts_the_reader_follows_under_other_names_are_hashed_too(
     assert meta["source_sha256"] == {parts[0].name: module._sha256(parts, None)}
     assert meta["source_bytes"] == {parts[0].name: sum(p.stat().st_size for p in parts)}
     assert ingest([parts[0]], store, "u1", session="s2").skipped == {str(parts[0]): "s1"}
+
 
 # ------------------------------------------------------------------------------------------- robustness
 
