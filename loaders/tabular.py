@@ -10,6 +10,9 @@ and ``streams`` is optional)::
       "description": "...",
       "format": "csv",                         # "csv" | "tsv" | "jsonl"; default from the file suffix
       "delimiter": ",",                        # csv/tsv field separator (default "," / tab)
+      "decimal": ".",                          # "," for logs written with a decimal comma (Unity under a
+                                               #   German or French culture: "0,25;1,5"); needs another
+                                               #   delimiter
       "header": true,                          # false: headerless file, columns are 0-based indices
       "match": ["PosX", "RotW"],               # header columns that identify the layout (default: the
                                                #   time column and every mapped column); used by read()
@@ -115,11 +118,18 @@ class TextTable:
         meta: parse notes for the recording meta: ``dropped_truncated_lines``, ``blank_lines``,
             ``encoding`` (when a byte-order mark was found).
         path: the file read.
+        decimal: the decimal separator of its numbers ("." or ",").
     """
 
     frame: pl.DataFrame
     path: Path
     meta: dict[str, Any] = field(default_factory=dict)
+    decimal: str = "."
+
+    def stripped(self, column: str) -> pl.Series:
+        """The column's cells without surrounding blanks, decimal commas made points."""
+        s = self.frame[column].str.strip_chars()
+        return s.str.replace(",", ".", literal=True) if self.decimal == "," else s
 
     @property
     def columns(self) -> list[str]:
@@ -166,7 +176,8 @@ def _drop_truncated_last_line(data: bytes, delimiter: str, meta: dict[str, Any])
 
 
 def read_text_table(
-    path: PathLike, *, delimiter: str | None = None, header: bool = True, fmt: str | None = None
+    path: PathLike, *, delimiter: str | None = None, header: bool = True, fmt: str | None = None,
+    decimal: str = ".",
 ) -> TextTable:
     """Parse a CSV, TSV or JSON-lines file into a table of strings (with polars for CSV/TSV).
 
@@ -175,6 +186,7 @@ def read_text_table(
         delimiter: field separator; default ``","`` (``"\\t"`` for ``.tsv``).
         header: False for headerless files: columns are then named ``"0"``, ``"1"``, ...
         fmt: ``"csv"``, ``"tsv"`` or ``"jsonl"``; default from the suffix (CSV for unknown suffixes).
+        decimal: ``","`` when the numbers are written with a decimal comma (the delimiter must differ).
 
     Returns a :class:`TextTable`; raises :class:`LoaderError` naming the file when it cannot be parsed.
     """
@@ -182,11 +194,16 @@ def read_text_table(
     fmt = fmt or _SUFFIX_FORMAT.get(p.suffix.lower(), "csv")
     meta: dict[str, Any] = {}
     data = _decode(p.read_bytes(), meta)
+    if decimal not in (".", ","):
+        raise LoaderError(f"{p}: the decimal separator must be '.' or ',', got {decimal!r}")
     if fmt == "jsonl":
-        return TextTable(_jsonl_frame(data, p, meta), p, meta)
+        return TextTable(_jsonl_frame(data, p, meta), p, meta, decimal)
     sep = delimiter or ("\t" if fmt == "tsv" else ",")
     if len(sep) != 1:
         raise LoaderError(f"{p}: the delimiter must be one character, got {sep!r}")
+    if sep == decimal:
+        raise LoaderError(f"{p}: the delimiter and the decimal separator are both {sep!r}; numbers with a "
+                          "decimal comma need another delimiter (e.g. ';')")
     if not data.strip():
         raise LoaderError(f"{p}: the file is empty")
     data = _drop_truncated_last_line(data, sep, meta)
@@ -215,7 +232,7 @@ def read_text_table(
         if n_blank:
             meta["blank_lines"] = n_blank
             frame = frame.filter(~blank)
-    return TextTable(frame, p, meta)
+    return TextTable(frame, p, meta, decimal)
 
 
 def _flatten(value: Any, key: str, out: dict[str, str | None]) -> None:
@@ -269,15 +286,17 @@ def numeric_column(table: TextTable, column: str, *, dtype: Any = np.float64) ->
 
     Raises :class:`LoaderError` naming the file, column and row for a cell that is not a number.
     """
-    s = table.frame[column].str.strip_chars()
+    s = table.stripped(column)
     low = s.str.to_lowercase()
     s = s.str.replace(r"(?i)^true$", "1").str.replace(r"(?i)^false$", "0")
     values = s.cast(pl.Float64, strict=False)
     bad = values.is_null() & ~low.is_in(list(_NULL_WORDS)) & low.is_not_null()
     if bad.any():
         i = int(bad.arg_true()[0])
+        comma = table.decimal == "." and re.fullmatch(r"[-+]?\d*,\d+", s[i] or "")
         raise LoaderError(
             f"{table.path}: column {column!r} row {i + 1} holds {s[i]!r}, which is not a number"
+            + ("; for numbers written with a decimal comma set \"decimal\": \",\" in the mapping" if comma else "")
         )
     out: np.ndarray = values.fill_null(math.nan).to_numpy().astype(dtype, copy=False)
     return out
@@ -285,7 +304,7 @@ def numeric_column(table: TextTable, column: str, *, dtype: Any = np.float64) ->
 
 def _exact_int64(table: TextTable, column: str) -> np.ndarray | None:
     """The column as exact int64 if every cell is an integer (``"12"`` or ``"12.0"``), else None."""
-    s = table.frame[column].str.strip_chars()
+    s = table.stripped(column)
     if s.null_count() or (s == "").any():
         raise LoaderError(f"{table.path}: time column {column!r} has blank cells; every row needs a time")
     ints = s.cast(pl.Int64, strict=False)
@@ -416,6 +435,10 @@ def _check_mapping(doc: Any, where: str) -> None:
         raise _fail(where, f"time unit must be one of {[*TIME_UNITS, 'iso']}, got {time.get('unit')!r}")
     if doc.get("frame", "openxr") not in ("openxr", "unity"):
         raise _fail(where, f"'frame' must be 'openxr' or 'unity', got {doc.get('frame')!r}")
+    if doc.get("decimal", ".") not in (".", ","):
+        raise _fail(where, f"'decimal' must be '.' or ',', got {doc.get('decimal')!r}")
+    if doc.get("decimal") == "," and doc.get("delimiter", "," if doc.get("format", "csv") == "csv" else "") == ",":
+        raise _fail(where, "'decimal' ',' needs another 'delimiter' (e.g. ';'): both would be ','")
     streams = doc.get("streams", [])
     if not isinstance(streams, list) or not (streams or doc.get("events")):
         raise _fail(where, "'streams' must be a list (and a mapping needs streams or events)")
@@ -740,7 +763,8 @@ def read_table(
             )
     doc = load_mapping(mapping)
     header = bool(doc.get("header", True))
-    table = read_text_table(p, delimiter=doc.get("delimiter"), header=header, fmt=doc.get("format"))
+    table = read_text_table(p, delimiter=doc.get("delimiter"), header=header, fmt=doc.get("format"),
+                            decimal=doc.get("decimal", "."))
     tspec = doc["time"]
     unit = tspec.get("unit", "s")
     candidates = tspec["column"] if isinstance(tspec["column"], list) else [tspec["column"]]

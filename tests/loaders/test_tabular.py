@@ -121,6 +121,31 @@ def test_headerless_tsv_with_custom_mapping_and_time_units() -> None:
         _round_trip(rec)
 
 
+def test_decimal_comma_log() -> None:
+    """A Unity log written under a German culture: ';' between fields, ',' before decimals."""
+    mapping = {
+        "name": "unity_de", "delimiter": ";", "decimal": ",", "frame": "unity", "time": {"column": "Zeit", "unit": "s"},
+        "streams": [{"name": "head", "modality": "motion", "channels": [
+            {"column": f"Pos{a}", "name": f"head_p{a.lower()}", "unit": "m"} for a in "XYZ"]}],
+    }
+    text = "Zeit;PosX;PosY;PosZ\n12,5;0,25;1,6;-1,5\n12,511;-0,125;1,6;2\n13;;1,6;1,0E-3\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _write(tmp, "kopf.csv", text)
+        rec = read_table(path, mapping=mapping)
+        head = rec.streams["head"]
+        assert head.time_ns.tolist() == [12_500_000_000, 12_511_000_000, 13_000_000_000]
+        expected = np.array([[0.25, 1.6, 1.5], [-0.125, 1.6, -2.0], [np.nan, 1.6, -1e-3]])  # z negated (Unity)
+        np.testing.assert_array_equal(head.data, expected)
+        _round_trip(rec)
+        with pytest.raises(LoaderError, match=r"kopf.csv: column 'Zeit' row 1 holds '12,5', which is not a "
+                                              r"number; for numbers written with a decimal comma set \"decimal\""):
+            read_table(path, mapping={**mapping, "decimal": "."})
+        with pytest.raises(LoaderError, match=r"'decimal' ',' needs another 'delimiter'"):
+            read_table(path, mapping={**mapping, "delimiter": ","})
+        with pytest.raises(LoaderError, match=r"'decimal' must be '.' or ','"):
+            read_table(path, mapping={**mapping, "decimal": "'"})
+
+
 @pytest.mark.parametrize(
     ("cell", "unit", "expected"),
     [
