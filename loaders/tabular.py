@@ -202,8 +202,7 @@ def read_text_table(
     if len(sep) != 1:
         raise LoaderError(f"{p}: the delimiter must be one character, got {sep!r}")
     if sep == decimal:
-        raise LoaderError(f"{p}: the delimiter and the decimal separator are both {sep!r}; numbers with a "
-                          "decimal comma need another delimiter (e.g. ';')")
+        raise LoaderError(f"{p}: 'decimal' {decimal!r} needs another 'delimiter' (e.g. ';'): both would be {sep!r}")
     if not data.strip():
         raise LoaderError(f"{p}: the file is empty")
     data = _drop_truncated_last_line(data, sep, meta)
@@ -437,8 +436,6 @@ def _check_mapping(doc: Any, where: str) -> None:
         raise _fail(where, f"'frame' must be 'openxr' or 'unity', got {doc.get('frame')!r}")
     if doc.get("decimal", ".") not in (".", ","):
         raise _fail(where, f"'decimal' must be '.' or ',', got {doc.get('decimal')!r}")
-    if doc.get("decimal") == "," and doc.get("delimiter", "," if doc.get("format", "csv") == "csv" else "") == ",":
-        raise _fail(where, "'decimal' ',' needs another 'delimiter' (e.g. ';'): both would be ','")
     streams = doc.get("streams", [])
     if not isinstance(streams, list) or not (streams or doc.get("events")):
         raise _fail(where, "'streams' must be a list (and a mapping needs streams or events)")
