@@ -33,6 +33,7 @@ BATCH_WRITER = textwrap.dedent(
         if sid in store.sessions(user):
             continue
         store.write(example_recording(user, sid, seconds=2.0, rng=np.random.default_rng(i)))
+        print("wrote", sid, flush=True)
     print("done", flush=True)
     """
 )
@@ -93,9 +94,13 @@ def test_sigkill_during_batch_writes(tmp_path: Path) -> None:
     kills = 0
     while True:
         proc = _spawn(script, url, str(n_sessions))
-        deadline = time.monotonic() + rng.uniform(0.05, 0.8)
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
+        assert proc.stdout is not None
+        # Killed at a random point of the write after a random number of sessions (whatever a write costs).
+        lines = [proc.stdout.readline().strip() for _ in range(int(rng.integers(0, 4)))]
+        if "done" in lines or "" in lines:
+            proc.communicate()
+            break
+        time.sleep(rng.uniform(0.0, 0.04))
         if proc.poll() is not None:
             proc.communicate()
             break

@@ -74,6 +74,17 @@ class Backend:
             # A single PUT is atomic on object stores; fsspec memory/remote filesystems write whole objects.
             self.fs.pipe_file(self.path(rel), payload)
 
+    def write(self, rel: str, payload: bytes) -> None:
+        """Write a file plainly (no temporary file, no fsync): for files that no reader looks at before a
+        later commit (a batch session's array documents and chunks, as zarr writes them)."""
+        if self.local:
+            path = self.path(rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(payload)
+        else:
+            self.fs.pipe_file(self.path(rel), payload)
+
     def _stage(self, rel: str, payload: bytes) -> str:
         """(Local stores) ``payload`` written and fsync'd to a temporary file, ready to replace ``rel``."""
         os.makedirs(os.path.dirname(self.path(rel)), exist_ok=True)
