@@ -114,6 +114,8 @@ def test_sigkill_during_batch_writes(tmp_path: Path) -> None:
     store = xrdata.open_store(url, mode="r")
     listed = {(u, s) for u in store.users() for s in store.sessions(u)}
     assert listed == {(f"u{i % 3}", f"s{i:03d}") for i in range(n_sessions)}
+    on_disk = {(p.parent.name, p.name) for p in Path(url).glob("users/*/*") if p.is_dir()}
+    assert on_disk == listed  # what the killed writers left half-written, the next writer removed
     for i in range(n_sessions):
         want = example_recording(f"u{i % 3}", f"s{i:03d}", seconds=2.0, rng=np.random.default_rng(i))
         assert_recording_equal(want, store.read(want.user_id, want.session_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xrdata
+from xrdata._fs import UserLock
 from xrdata.errors import (
     InvalidIdError,
     LockedError,
@@ -196,6 +198,55 @@ def test_second_writer_on_a_user_gets_clear_error(tmp_path: Path) -> None:
         other.write(_rec(user="u2"))  # other users are not blocked
         assert other.sessions("u2") == ["s1"]
     other.write(_rec(session="s2"))
+
+
+def test_leftovers_of_a_writer_that_did_not_finish_are_removed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer scans the user's sessions for half-written ones only when the last holder of the lock did not
+    release it clean: after a clean write it does not (the scan reads every session document), after a
+    failure whose own clean-up failed, a holder that died, or a lock from an older version, it does."""
+    store = xrdata.open_store(tmp_path / "store")
+    store.write(_rec(seed=1))
+    scans: list[str] = []
+    cleanup = xrdata.Store._cleanup
+
+    def counted(self: xrdata.Store, user: str) -> None:
+        scans.append(user)
+        cleanup(self, user)
+
+    monkeypatch.setattr(xrdata.Store, "_cleanup", counted)
+    store.write(_rec(session="s2"))
+    store.delete("u1", "s2")
+    assert scans == []
+
+    # a failed write whose removal of the partial session fails too: the next writer removes it
+    def broken(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xrdata.Store, "_write_events", broken)
+    monkeypatch.setattr(store._b, "remove_tree", broken)
+    with pytest.raises(OSError):
+        store.write(_rec(session="s3"))
+    monkeypatch.undo()
+    monkeypatch.setattr(xrdata.Store, "_cleanup", counted)
+    assert (tmp_path / "store/users/u1/s3").exists()
+    store.write(_rec(session="s4"))
+    assert scans == ["u1"] and not (tmp_path / "store/users/u1/s3").exists()
+
+    # a holder that died (the kernel drops its flock; the file still names it) and an older version's lock
+    lock = UserLock(store._b, "u1")
+    lock.acquire()
+    assert lock.previous_clean
+    (tmp_path / "store/users/u1/s5/streams").mkdir(parents=True)  # what a killed writer leaves
+    assert lock._fd is not None
+    os.close(lock._fd)  # dies holding it
+    store.write(_rec(session="s6"))
+    assert scans == ["u1", "u1"] and not (tmp_path / "store/users/u1/s5").exists()
+    (tmp_path / "store/.xrdata/locks/u1.lock").write_text(json.dumps({"pid": 1, "host": "h", "since": 0.0}))
+    store.write(_rec(session="s7"))
+    assert scans == ["u1", "u1", "u1"]
+    assert store.sessions("u1", include_incomplete=True) == ["s1", "s4", "s6", "s7"]
 
 
 def test_memory_fsspec_store() -> None:

@@ -194,6 +194,11 @@ class UserLock:
     Local stores use ``flock`` on ``.xrdata/locks/<user>.lock``: the kernel releases it when the holder dies,
     so a crashed writer never leaves a stale lock. Other filesystems use an exclusive lock object that a
     crashed writer leaves behind; the error says how to remove it.
+
+    ``previous_clean`` (after :meth:`acquire`): True when the last holder released the lock saying it left no
+    half-written session behind (``release(clean=True)``; local stores only). A holder that died, failed,
+    or never said so leaves the holder's description in the file instead, and the next writer looks for what
+    it left (reading every session document of the user: the cost grows with the sessions).
     """
 
     def __init__(self, backend: Backend, user_id: str) -> None:
@@ -202,6 +207,7 @@ class UserLock:
         self.rel = f".xrdata/locks/{user_id}.lock"
         self._fd: int | None = None
         self._held = False
+        self.previous_clean = False
 
     def _owner(self) -> str:
         return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
@@ -224,6 +230,11 @@ class UserLock:
                         "one writer per user partition at a time: wait for it to finish"
                     ) from exc
                 raise StoreError(f"cannot lock user {self.user_id!r} in {b.url}: {exc}") from exc
+            try:
+                before = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except ValueError:
+                before = {}
+            self.previous_clean = isinstance(before, dict) and "released" in before
             os.ftruncate(fd, 0)
             os.write(fd, self._owner().encode())
             self._fd = fd
@@ -242,11 +253,16 @@ class UserLock:
             b.write_atomic(self.rel, self._owner().encode())
         self._held = True
 
-    def release(self) -> None:
+    def release(self, clean: bool = False) -> None:
+        """Release the lock; ``clean``: the holder knows it left no half-written session (see the class)."""
         if not self._held:
             return
         b = self.backend
         if self._fd is not None:
+            if clean:
+                released = {"released": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
+                os.ftruncate(self._fd, 0)
+                os.pwrite(self._fd, json.dumps(released).encode(), 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -100,7 +100,7 @@ class LiveWriter:
     def _release(self) -> None:
         self._closed = True
         if self._lock is not None:
-            self._lock.release()
+            self._lock.release(clean=True)  # a live session is never half-written: it stays readable as it is
 
     def _require_open(self) -> None:
         if self._lock is None:

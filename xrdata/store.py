@@ -325,14 +325,16 @@ class Store:
 
     def _lock(self, user: str, pending: PendingWrites | None = None) -> UserLock:
         """Take the writer lock of ``user``, write the user's group document (``pending``: in the background)
-        unless it is there already, and clean up after crashed writers."""
+        unless it is there already, and clean up after crashed writers (unless the last holder released the
+        lock clean). Release it with ``clean=True`` only when nothing half-written is left."""
         lock = UserLock(self._b, user)
         lock.acquire()
         try:
             rel, doc = f"users/{user}/zarr.json", _group_doc({"kind": "user", "user_id": user})
             if self._b.read_bytes(rel) != doc:
                 (pending or self._b).write_atomic(rel, doc)
-            self._cleanup(user)
+            if not lock.previous_clean:
+                self._cleanup(user)
         except BaseException:
             lock.release()
             raise
@@ -379,6 +381,7 @@ class Store:
         except BaseException:
             pending.settle()
             raise
+        clean = False  # nothing half-written left behind (the session committed, or removed after a failure)
         try:
             if self._session_attrs(user, session) is not None:
                 raise SessionExistsError(
@@ -423,15 +426,18 @@ class Store:
                 self._b.remove_tree(base)  # never leave a partial session behind
                 if not [s for s in self._b.listdir(f"users/{user}") if s != "zarr.json"]:
                     self._b.remove_tree(f"users/{user}")  # nor a user of no session (it would be listed)
+                clean = True
                 raise
             commit = (f"{base}/zarr.json", _group_doc(done))
             if isinstance(catalog, Exception):
                 self._b.write_atomic(*commit)  # committed all the same: a stale partition is repaired when read
+                clean = True
                 raise catalog
             self._b.write_atomic_in_order([commit, (self._catalog_path(user), catalog)])
+            clean = True
         finally:
             pending.settle()  # (the user document, when the session id is taken)
-            lock.release()
+            lock.release(clean=clean)
 
     def _write_stream(
         self, p: _StreamPlan, arr: Any, tarr: Any, fill: RowFill | None, pending: PendingWrites
@@ -464,6 +470,7 @@ class Store:
         self._require_writable()
         attrs = self._visible(user, session)
         lock = self._lock(user)
+        clean = False
         try:
             base = f"users/{user}/{session}"
             # Catalog first: a crash after it leaves a visible session missing from the catalog, which the
@@ -471,8 +478,9 @@ class Store:
             self._update_catalog(user, drop=session)
             self._b.write_atomic(f"{base}/zarr.json", _group_doc({**attrs, "state": "deleting"}))
             self._b.remove_tree(base)
+            clean = True
         finally:
-            lock.release()
+            lock.release(clean=clean)
 
     def writer(
         self, user: str, session: str, *, meta: Mapping[str, Any] | None = None,
@@ -694,7 +702,7 @@ class Store:
             self._b.write_atomic(self._catalog_path(user), cat.encode_partition(df, covered))
             return df
         finally:
-            lock.release()
+            lock.release(clean=lock.previous_clean)  # (no cleanup ran here)
 
     def rebuild_catalog(self, users: Sequence[str] | None = None, *, progress: bool = False) -> None:
         """Recompute the catalog partitions of ``users`` (default: all) from the stored metadata."""
@@ -708,7 +716,7 @@ class Store:
                 df, covered = self._user_rows(user)
                 self._b.write_atomic(self._catalog_path(user), cat.encode_partition(df, covered))
             finally:
-                lock.release()
+                lock.release(clean=True)  # cleaned up when taken; writes no session
         present = set(self.users())
         for part in self._b.listdir("catalog"):
             if part.startswith("user=") and part[5:] not in present:
