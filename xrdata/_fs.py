@@ -120,6 +120,13 @@ class Backend:
 
     def listdir(self, rel: str) -> list[str]:
         """Names of the entries directly under ``rel`` ([] when it does not exist)."""
+        if self.local:  # fsspec's ls costs ~8 us per entry (a user's folder lists every session)
+            try:
+                return sorted(os.listdir(self.path(rel)))
+            except FileNotFoundError:
+                return []
+            except NotADirectoryError:
+                return [rel.rstrip("/").rsplit("/", 1)[-1]]
         try:
             entries = self.fs.ls(self.path(rel), detail=False)
         except FileNotFoundError:
