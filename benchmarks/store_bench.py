@@ -598,6 +598,51 @@ def bench_write(rec: xrdata.Recording, work: Path, reps: int) -> dict[str, Any]:
     }
 
 
+def bench_small(work: Path, counts: tuple[int, ...], reps: int = 15) -> list[dict[str, Any]]:
+    """Small sessions: ``Store.write`` of a 2-second session (every stream) into a user that
+    already holds ``count`` sessions, against plain zarr writing the same arrays into a fresh folder (its cost
+    does not depend on other sessions); alternating, ``reps`` each, per count. Per-session costs (documents,
+    lock, catalog partition, array metadata) dominate here, and the ones that grow with a user's sessions show."""
+    rec = make_session(2.0 / 60.0, seed=3)
+    arrays = _session_arrays(rec)
+    root = _fresh(work / "small")
+    store = xrdata.open_store(root)
+    specs: dict[str, dict[str, Any]] = {}
+    rows, n = [], 0
+    for count in counts:
+        while n < count:
+            rec.session_id = f"f{n:05d}"
+            store.write(rec)
+            n += 1
+        t_x: list[float] = []
+        c_x: list[float] = []
+        t_a: list[float] = []
+        c_a: list[float] = []
+        for r in range(reps):
+            rec.session_id = f"t{count}x{r}"
+            settle()
+            with _timer(t_x, c_x):
+                store.write(rec)
+            if not specs:
+                specs = _array_specs(root, f"users/{rec.user_id}/{rec.session_id}", arrays)
+            anchor = _fresh(work / "small-anchor")
+            anchor.mkdir()
+            settle()
+            with _timer(t_a, c_a):
+                anchor_write(anchor, f"users/{rec.user_id}/{rec.session_id}", arrays, specs)
+            files = _tree_files(root / f"users/{rec.user_id}/{rec.session_id}")
+            store.delete(rec.user_id, rec.session_id)
+        med = statistics.median
+        rows.append({"sessions": count, "xrdata_ms": med(t_x) * 1e3, "anchor_ms": med(t_a) * 1e3,
+                     "xrdata_cpu_ms": med(c_x) * 1e3, "anchor_cpu_ms": med(c_a) * 1e3, "reps": reps,
+                     "mb": sum(x.data.nbytes for x in rec.streams.values()) / 1e6,
+                     "files": files})
+        print(f"  small session at {count} sessions: xrdata {rows[-1]['xrdata_ms']:.1f} ms, "
+              f"plain zarr {rows[-1]['anchor_ms']:.1f} ms", flush=True)
+    shutil.rmtree(root)
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------------
 # 2. read random 10 s windows
 # --------------------------------------------------------------------------------------------------------
@@ -927,6 +972,16 @@ def report(res: dict[str, Any]) -> str:
                 ["CPU s (median)", f"{med(w['anchor_cpu_s']):.1f}", f"{med(w['xrdata_cpu_s']):.1f}",
                  f"{w['ratio_cpu']:.2f}", ""],
             ]), ""]
+    small = res["small"]
+    out += [f"**Small sessions**: `Store.write` of a 2-second session (every stream, {small[0]['mb']:.1f} MB of "
+            f"samples, {small[0]['files']} files) "
+            "into a user already holding N sessions, against plain zarr writing the same arrays into a fresh "
+            f"folder (median of {small[0]['reps']}, alternating)", "",
+            md_table(["sessions of the user", "plain zarr wall ms", "xrdata wall ms", "xrdata / anchor",
+                      "plain zarr CPU ms", "xrdata CPU ms"], [
+                [x["sessions"], f"{x['anchor_ms']:.1f}", f"{x['xrdata_ms']:.1f}",
+                 f"{x['xrdata_ms'] / x['anchor_ms']:.2f}", f"{x['anchor_cpu_ms']:.1f}", f"{x['xrdata_cpu_ms']:.1f}"]
+                for x in small]), ""]
     r = res["read"]
     out += [f"**Read** a random {r['window_s']:g} s window of every stream ({r['windows']} windows, "
             f"{r['window_mb']:.1f} MB of samples each, page cache warm; median)", "",
@@ -1013,6 +1068,9 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         res["write"] = bench_write(rec, work, args.reps)
         print(f"write done ({time.perf_counter() - t:.0f} s)", flush=True)
+        t = time.perf_counter()
+        res["small"] = bench_small(work, (0, 100) if args.quick else (0, 500, 2000))
+        print(f"small sessions done ({time.perf_counter() - t:.0f} s)", flush=True)
         t = time.perf_counter()
         res["read"] = bench_read(rec, work, args.windows or (20 if args.quick else 50))
         print(f"read done ({time.perf_counter() - t:.0f} s)", flush=True)
