@@ -52,6 +52,9 @@ class Backend:
 
     def read_bytes(self, rel: str) -> bytes | None:
         try:
+            if self.local:  # half of fsspec's cost for a small document (~19 vs 36 us; a listing reads thousands)
+                with open(self.path(rel), "rb") as f:
+                    return f.read()
             return bytes(self.fs.cat_file(self.path(rel)))
         except FileNotFoundError:
             return None
@@ -120,7 +123,7 @@ class Backend:
 
     def listdir(self, rel: str) -> list[str]:
         """Names of the entries directly under ``rel`` ([] when it does not exist)."""
-        if self.local:  # fsspec's ls costs ~8 us per entry (a user's folder lists every session)
+        if self.local:  # fsspec's ls costs ~5 us per entry (a user's folder lists every session)
             try:
                 return sorted(os.listdir(self.path(rel)))
             except FileNotFoundError:
