@@ -227,19 +227,21 @@ class _Source:
 
 def _commit(
     store: Store, user: str, session: str, sources: Sequence[_Source], progress: Callable[[str], None] | None,
+    seen: _Ingested | None = None,
 ) -> IngestResult:
-    """Hash, read, merge, check and write ``sources`` as one session (module docstring)."""
+    """Hash, read, merge, check and write ``sources`` as one session (module docstring). ``seen``: what
+    ``user`` already holds, when the caller keeps it across sessions (updated here with what is written)."""
+    seen = _ingested(store, user) if seen is None else seen
     try:
-        return _commit_once(store, user, session, sources, progress, stream=True)
+        return _commit_once(store, user, session, sources, progress, seen, stream=True)
     except WholeReadNeeded:  # a stream's dtype needs all of its samples (float64 fallback): no overlap
-        return _commit_once(store, user, session, sources, progress, stream=False)
+        return _commit_once(store, user, session, sources, progress, seen, stream=False)
 
 
 def _commit_once(
     store: Store, user: str, session: str, sources: Sequence[_Source], progress: Callable[[str], None] | None,
-    *, stream: bool,
+    seen: _Ingested, *, stream: bool,
 ) -> IngestResult:
-    seen = _ingested(store, user)
     result = IngestResult(user, None)
     recordings, offsets = [], []
     fills: list[BlockFill] = []  # EEG files still being parsed in blocks while the store writes them
@@ -297,6 +299,10 @@ def _commit_once(
     finally:
         for fill in fills:
             fill.close()
+    for rec in recordings:
+        seen.sessions.update(dict.fromkeys(rec.meta["source_sha256"].values(), session))
+        if seen.sizes is not None:
+            seen.sizes.update(rec.meta["source_bytes"].values())
     result.session, result.streams = session, list(merged.streams)
     return result
 
@@ -407,6 +413,7 @@ def ingest_bids(
         check_id(user, "user id")
     prefix = user is not None and len({r.subject for r in found}) > 1
     results = []
+    seen: dict[str, _Ingested] = {}  # per user, read once (each read lists every session document of the user)
     for r in found:
         uid = user or r.user_id
         sid = session or (f"{r.subject}-{r.session_id}"[:64] if prefix else r.session_id)
@@ -422,7 +429,9 @@ def ingest_bids(
 
         files = [f for p in r.files for f in _hashed_files(p)]
         source = _Source(r.label, r.label, files, root_path, load)
-        result = _commit(store, uid, sid, [source], progress)
+        if uid not in seen:
+            seen[uid] = _ingested(store, uid)
+        result = _commit(store, uid, sid, [source], progress, seen[uid])
         result.recording = r.label
         results.append(result)
     return results

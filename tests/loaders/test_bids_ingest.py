@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -81,6 +82,26 @@ def test_one_user_for_the_whole_dataset(dataset: Path, tmp_path: Path, capsys: p
     assert store.users() == ["pooled"] and len(sessions) == 4
     # several subjects under one user: the subject label leads the session id, so s1 of u_a and u_b both fit
     assert all(any(s.startswith(f"{label}-") for label in labels) for s in sessions)
+
+
+def test_what_a_user_holds_is_read_once_per_dataset(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The duplicate check lists every session document of the user: once per user and dataset, not once per
+    recording (pooling thousands of runs into one user would be quadratic), and it still knows what the
+    recordings before in the same dataset wrote."""
+    mod = importlib.import_module("xrdata.loaders.ingest")  # (xrdata.loaders.ingest is also the function)
+    calls: list[str] = []
+    real = mod._ingested
+    monkeypatch.setattr(mod, "_ingested", lambda store, user: calls.append(user) or real(store, user))
+    store = xrdata.open_store(tmp_path / "st")
+    first = ingest_bids(dataset, store, user="pooled")
+    assert calls == ["pooled"] and all(r.session for r in first)
+    again = ingest_bids(dataset, store, user="pooled")
+    assert calls == ["pooled", "pooled"]
+    assert [r.skipped for r in again] == [{r.recording: r.session} for r in first]
+    seen = real(store, "pooled")
+    assert sorted(seen.sessions.values()) == sorted(r.session for r in first)
 
 
 def test_selection_and_refusals(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
