@@ -148,10 +148,10 @@ def create_arrays(specs: Sequence[Mapping[str, Any]]) -> list[Any]:
 
 
 def _in_memory(
-    specs: Sequence[Mapping[str, Any]], values: Sequence[np.ndarray | None] = ()
+    specs: Sequence[Mapping[str, Any]], values: Sequence[np.ndarray] | None = None
 ) -> tuple[list[Any], dict[str, bytes]]:
     """The arrays of ``specs`` (each spec's ``store`` and ``name``) made by zarr in a memory store, and filled
-    with ``values`` where given, in one round trip to zarr's event loop: (the arrays, bound to their
+    with ``values`` (one per spec) when given, in one round trip to zarr's event loop: (the arrays, bound to their
     spec's store, each holding its metadata; every file zarr made, by path from the store root, the parents'
     group documents included). The caller writes the files it wants.
 
@@ -168,7 +168,7 @@ def _in_memory(
         return a
 
     async def every() -> list[Any]:
-        vs = list(values) + [None] * (len(specs) - len(values))
+        vs = [None] * len(specs) if values is None else values
         return list(await asyncio.gather(*(one(spec, v) for spec, v in zip(specs, vs, strict=True))))
 
     made = zarr_sync(every())
