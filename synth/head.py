@@ -153,12 +153,19 @@ def quat_axis(axis: int, angle_rad: np.ndarray | float) -> np.ndarray:
 
 
 def quat_from_ypr(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray | float = 0.0) -> np.ndarray:
-    """q_y(yaw) q_x(pitch) q_z(roll), angles in radians."""
-    q = quat_mul(quat_axis(1, yaw), quat_axis(0, pitch))
-    roll_arr = np.asarray(roll)
+    """q_y(yaw) q_x(pitch) q_z(roll), angles in radians: the two products of :func:`quat_axis` quaternions
+    written out without their zero terms (the same values, a third of the arithmetic)."""
+    hy = 0.5 * np.asarray(yaw, dtype=np.float64)
+    hp = 0.5 * np.asarray(pitch, dtype=np.float64)
+    cy, sy, cp, sp = np.cos(hy), np.sin(hy), np.cos(hp), np.sin(hp)
+    x, y, z, w = cy * sp, sy * cp, 0.0 - sy * sp, cy * cp
+    roll_arr = np.asarray(roll, dtype=np.float64)
     if roll_arr.ndim == 0 and float(roll_arr) == 0.0:
-        return q
-    return quat_mul(q, quat_axis(2, roll_arr))
+        return np.stack(np.broadcast_arrays(x, y, z, w), axis=-1)
+    hr = 0.5 * roll_arr
+    cr, sr = np.cos(hr), np.sin(hr)
+    return np.stack(np.broadcast_arrays(x * cr + y * sr, y * cr - x * sr, w * sr + z * cr, w * cr - z * sr),
+                    axis=-1)
 
 
 def quat_from_rotvec(r: np.ndarray) -> np.ndarray:
@@ -317,21 +324,19 @@ def smooth_noise(rng: np.random.Generator, n: int, fs: float, band: tuple[float,
 
 
 def catmull_rom(x: np.ndarray, fs: float, t: np.ndarray) -> np.ndarray:
-    """Interpolate a series ``x`` (M, C) sampled at ``fs`` from t=0 at times ``t`` (C1-smooth)."""
+    """Interpolate a series ``x`` (M, C), M >= 2, sampled at ``fs`` from t=0 at times ``t`` (C1-smooth)."""
     m = x.shape[0]
     u = np.clip(t * fs, 0.0, m - 1.000001)
     j = np.floor(u).astype(np.int64)
     f = u - j
-    # channel-major (C, N): the broadcasts of f run along the samples, not along the few channels; the
-    # result is returned as its (N, C) transposed view
+    # the cubic of each of the M - 1 intervals once (end knots repeated), then Horner at the samples; channel-
+    # major (4, C, M - 1) so the broadcasts of f run along the samples; returned as the (N, C) transposed view
     xt = np.ascontiguousarray(x.T)
-    p0 = xt[:, np.clip(j - 1, 0, m - 1)]
-    p1 = xt[:, j]
-    p2 = xt[:, np.clip(j + 1, 0, m - 1)]
-    p3 = xt[:, np.clip(j + 2, 0, m - 1)]
-    out: np.ndarray = 0.5 * (
-        2 * p1 + (-p0 + p2) * f + (2 * p0 - 5 * p1 + 4 * p2 - p3) * f * f + (-p0 + 3 * p1 - 3 * p2 + p3) * f**3
-    )
+    k = np.arange(m - 1)
+    p0, p1, p2, p3 = xt[:, np.maximum(k - 1, 0)], xt[:, :-1], xt[:, 1:], xt[:, np.minimum(k + 2, m - 1)]
+    coef = np.stack([p1, 0.5 * (p2 - p0), 0.5 * (2 * p0 - 5 * p1 + 4 * p2 - p3), 0.5 * (3 * (p1 - p2) + p3 - p0)])
+    c0, c1, c2, c3 = np.take(coef, j, axis=2)
+    out: np.ndarray = c0 + f * (c1 + f * (c2 + f * c3))
     return out.T
 
 
@@ -655,8 +660,8 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
     D_j + f D_j+1), D the knots' second differences: the curve's own p'' = fc^2 ((2 - 3f) D_j + (3f - 1)
     D_j+1) has the same mean over each knot interval but jumps at the knots. Then white noise (densities
     ``ng``, ``na``; :func:`~xrdata.synth.audio.gaussian_noise`, ~3x cheaper than numpy's normal draws and
-    indistinguishable as sensor noise) and bias random walks (``wg``, ``wa`` per sqrt(s), from ``bg``, ``ba``)
-    are added.
+    indistinguishable as sensor noise) and bias random walks (``wg``, ``wa`` per sqrt(s), from ``bg``, ``ba``;
+    steps drawn the same way) are added.
     """
     f32 = np.float32
     r = model.upsample_factor(fs)
@@ -666,8 +671,10 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
     kn = model.knots  # knot j at row j - model.first
     nk_all = len(kn)
     # bias random walks at the knot rate (accel, gyro); constant within a knot interval
-    steps = rng.standard_normal((nk_all, 6)) * (np.sqrt(1.0 / fc) * np.repeat([wa, wg], 3))
-    walk = (np.concatenate([ba, bg])[None] + np.cumsum(steps, axis=0) - steps[0]).astype(f32)
+    # (component-major (6, K): the cumsum and the additions below run along contiguous rows)
+    scale = np.sqrt(1.0 / fc) * np.repeat([wa, wg], 3)
+    steps = gaussian_noise(rng, 6 * nk_all).reshape(6, nk_all) * scale[:, None]
+    walk = (np.concatenate([ba, bg])[:, None] + np.cumsum(steps, axis=1) - steps[:, :1]).astype(f32)
     # Catmull-Rom as a cubic per knot interval j: q(f) = c0 + c1 f + c2 f^2 + c3 f^3 from knots j-1 .. j+2
     # component-major (4 components, 4 coefficients, K-3) and (3, K): every operation below runs on
     # contiguous rows; interval j at column j - model.first - 1
@@ -690,6 +697,7 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
     kc = 2048  # knot intervals per chunk
     chunk = kc * r
     plane = np.empty((6, r, kc), dtype=f32)
+    sd_flat = np.tile(sd, chunk)  # the noise's scale per value of a (chunk, 6) block, flat: no 6-long inner loops
     for i0 in range(0, m, chunk):
         i1 = min(m, i0 + chunk)
         j0, j1 = i0 // r, (i1 - 1) // r + 1  # knot intervals covering the samples (i0 = j0 * r)
@@ -720,19 +728,17 @@ def imu_from_model(model: HeadModel, fs: float, m: int, rng: np.random.Generator
         block[0] = ax + w * tx + uy * tz - uz * ty
         block[1] = ay + w * ty + uz * tx - ux * tz
         block[2] = az + w * tz + ux * ty - uy * tx
+        block += walk[:, None, b0:b0 + nk]
         dst = out[i0:i1]
         full = (i1 - i0) // r  # whole knot intervals; the last chunk may end inside one
         rows = dst[: full * r].reshape(full, r, 6)
         for c in range(6):  # one component at a time: long strided rows, not 6-element inner loops
             rows[:, :, c] = block[c, :, :full].T
-        rows += walk[b0:b0 + full, None, :]
         if full < nk:
-            tail = dst[full * r:]
-            tail[:] = block[:, : len(tail), full].T
-            tail += walk[b0 + full]
-        noise = gaussian_noise(rng, 6 * (i1 - i0)).reshape(-1, 6)
-        noise *= sd
-        dst += noise
+            dst[full * r:] = block[:, : i1 - i0 - full * r, full].T
+        noise = gaussian_noise(rng, 6 * (i1 - i0))
+        noise *= sd_flat[: noise.size]
+        dst += noise.reshape(-1, 6)
     return out
 
 
