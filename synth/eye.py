@@ -46,7 +46,10 @@ and ``ctx.gaze_shifts`` (time, d_yaw, d_pitch of every saccadic gaze shift in th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -54,7 +57,6 @@ import numpy as np
 from xrdata.model import Stream
 from xrdata.synth.audio import gaussian_noise
 from xrdata.synth.head import (
-    direction_from_yaw_pitch,
     head_coupling,
     head_recruitment,
     minjerk_interp,
@@ -276,9 +278,11 @@ class _Builder:
         prev = np.concatenate([self.seq.last_pos()[None], pos[:-1]])
         amp = _angle(prev, pos)
         vp, dur, pa, pb = saccade_kinematics(self.rng, amp, self.eta, self.c)
-        starts = a + np.cumsum(dur + np.concatenate([[0.0], durs[:-1]]))
-        keep = starts <= b - 0.1
-        k = int(np.argmin(keep)) if not keep.all() else len(keep)
+        before = np.empty_like(durs)  # the fixation before each saccade: none before the first
+        before[0] = 0.0
+        before[1:] = durs[:-1]
+        starts = a + np.cumsum(dur + before)
+        k = int(np.searchsorted(starts, b - 0.1, side="right"))  # the fixations starting by b - 0.1 (starts rise)
         if k == 0:
             self.seq.set_last_end(b)
             return
@@ -331,7 +335,7 @@ class _Builder:
                 vec = tgt - self.seq.last_pos()
                 pos[0] = tgt - vec * rng.normal(0.07, 0.04) + rng.normal(0, 0.25, 2)  # undershoot
                 durs = self._durations(n, "dwell", seg)
-                durs[0] = rng.uniform(0.12, 0.2) if np.linalg.norm(vec) > 8 else durs[0]
+                durs[0] = rng.uniform(0.12, 0.2) if math.sqrt(vec.dot(vec)) > 8 else durs[0]  # |vec| (np.linalg.norm)
                 self.fill(ta, tb, pos, durs, float(depth), True)
             return
         self._free(seg, a, b)
@@ -544,39 +548,47 @@ def generate_gaze(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         drift, drift_state = signal.lfilter([np.sqrt(1 - rho * rho) * 0.05], [1.0, -rho],
                                             z[0:2].T, axis=0, zi=drift_state)
         g += drift + 0.002 * z[2:4].T  # drift and tremor
-        # eye-in-head = R_head^T world, R_head = R_y(yaw) R_x(pitch) of the recruited head movement
+        # eye-in-head = R_head^T world, R_head = R_y(yaw) R_x(pitch) of the recruited head movement; the vectors
+        # are kept as x, y, z rows (m,): no (m, 3) broadcasts, whose 3-long inner loops are slow
         head = np.radians(head_coupling(tc, steps))
-        world = direction_from_yaw_pitch(g[:, 0], g[:, 1])
+        gy, gp = np.radians(g[:, 0]), np.radians(g[:, 1])
+        cgp = np.cos(gp)
+        wx, wy, wz = -np.sin(gy) * cgp, np.sin(gp), -np.cos(gy) * cgp  # direction_from_yaw_pitch
         cy, sy = np.cos(head[:, 0]), np.sin(head[:, 0])
-        x1 = cy * world[:, 0] - sy * world[:, 2]
-        z1 = sy * world[:, 0] + cy * world[:, 2]
+        x1 = cy * wx - sy * wz
+        z1 = sy * wx + cy * wz
         cp, sp = np.cos(head[:, 1]), np.sin(head[:, 1])
-        y2 = cp * world[:, 1] + sp * z1
-        z2 = -sp * world[:, 1] + cp * z1
-        # eye-in-head unit vector and its local tangent basis (unit vectors along increasing yaw and pitch)
-        d0 = np.stack([x1, y2, z2], axis=1)
+        y2 = cp * wy + sp * z1
+        z2 = -sp * wy + cp * z1
+        # eye-in-head unit vector d0 = (x1, y2, z2) and its local tangent basis (unit vectors along increasing
+        # yaw and pitch): e_yaw = (-cy, 0, sy), e_pitch = (sy y2, cp, cy y2)
         cp = np.sqrt(x1 * x1 + z2 * z2)  # cos(pitch); sin(pitch) = y2
         cy, sy = -z2 / cp, -x1 / cp  # cos(yaw), sin(yaw)
-        e_yaw = np.stack([-cy, np.zeros(m), sy], axis=1)
-        e_pitch = np.stack([sy * y2, cp, cy * y2], axis=1)
-        offset = off0[None] + u[None] * (growth * tc / 3600.0)[:, None]
-        off_rad = np.radians(offset) * np.stack([cp, np.ones(m)], axis=1)  # a yaw offset is a yaw angle
+        grown = growth * tc / 3600.0
+        off_yaw = np.radians(off0[0] + u[0] * grown) * cp  # a yaw offset is a yaw angle
+        off_pitch = np.radians(off0[1] + u[1] * grown)
         # per-eye rays with vergence; offset and precision noise as small rotations in the tangent plane
-        point = d0 * d[:, None]
-        noise = z[4:8].reshape(2, 2, m).transpose(0, 2, 1) * s_eye
+        px, py, pz = x1 * d, y2 * d, z2 * d
         o = out[i0:i1]
 
-        def ray(base: np.ndarray, delta: np.ndarray) -> np.ndarray:
-            v = base + delta[:, :1] * e_yaw + delta[:, 1:] * e_pitch
-            return v / np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
+        def ray(col: int, base: tuple[np.ndarray, ...], dyaw: np.ndarray, dpitch: np.ndarray) -> None:
+            """o[:, col:col + 3] = the unit vector along base + dyaw e_yaw + dpitch e_pitch."""
+            vx = base[0] - dyaw * cy + dpitch * (sy * y2)
+            vy = base[1] + dpitch * cp
+            vz = base[2] + dyaw * sy + dpitch * (cy * y2)
+            norm = np.sqrt(vx * vx + vy * vy + vz * vz)
+            o[:, col], o[:, col + 1], o[:, col + 2] = vx / norm, vy / norm, vz / norm
 
+        noise = z[4:8] * s_eye  # yaw, pitch of the left eye, then of the right
         for e, sign in enumerate((-1.0, 1.0)):
-            origin = np.array([sign * ipd / 2, 0.0, 0.0])
-            v = point - origin
-            o[:, 6 * e:6 * e + 3] = origin
-            o[:, 6 * e + 3:6 * e + 6] = ray(v / np.sqrt(np.einsum("ij,ij->i", v, v))[:, None], off_rad + noise[e])
+            ox = sign * ipd / 2
+            vx = px - ox
+            norm = np.sqrt(vx * vx + py * py + pz * pz)
+            o[:, 6 * e] = ox
+            o[:, 6 * e + 1 : 6 * e + 3] = 0.0
+            ray(6 * e + 3, (vx / norm, py / norm, pz / norm), off_yaw + noise[2 * e], off_pitch + noise[2 * e + 1])
         o[:, 12:15] = 0.0
-        o[:, 15:18] = ray(d0, off_rad + noise.mean(axis=0))
+        ray(15, (x1, y2, z2), off_yaw + (noise[0] + noise[2]) / 2.0, off_pitch + (noise[1] + noise[3]) / 2.0)
         # blinks, eyes closed, openness
         blink = _interval_mask(tc, blinks)
         sidx = plan.segment_at(t_ns[i0:i1])
@@ -617,11 +629,14 @@ def generate_gaze(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
     sac_rows = np.column_stack([np.round(sac_start * 1e9), np.round(sac_stop * 1e9), amp, seq["vp"][1:]])[show]
     fix_rows = np.column_stack([np.round(fs * 1e9), np.round((fe - fs) * 1e9)])[vis].astype(np.int64)
     blink_ns = np.round(blinks * 1e9).astype(np.int64).reshape(-1, 2)
-    events: list[tuple[int, int, str, str]] = []
-    events += [(int(a), int(b), "fixation", "") for a, b in fix_rows.tolist()]
-    events += [(int(r[0]), int(r[1] - r[0]), "saccade", f"{r[2]:.2f}") for r in sac_rows.tolist()]
-    events += [(int(a), int(b - a), "blink", "") for a, b in blink_ns.tolist()]
-    events.sort(key=lambda e: e[0])
+    sac_ns = sac_rows[:, :2].astype(np.int64)  # (rounded already)
+    events: list[tuple[int, int, str, str]] = [
+        *zip(*fix_rows.T.tolist(), repeat("fixation"), repeat("")),
+        *zip(sac_ns[:, 0].tolist(), (sac_ns[:, 1] - sac_ns[:, 0]).tolist(), repeat("saccade"),
+             [f"{x:.2f}" for x in sac_rows[:, 2].tolist()]),
+        *zip(blink_ns[:, 0].tolist(), (blink_ns[:, 1] - blink_ns[:, 0]).tolist(), repeat("blink"), repeat("")),
+    ]
+    events.sort(key=itemgetter(0))
     ctx.blinks = blink_ns
     ctx.saccades = sac_rows
     ctx.gaze_shifts = shifts

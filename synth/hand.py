@@ -287,23 +287,24 @@ class GestureInstance:
     scale: float  # amplitude factor
 
 
-def gesture_schedule(plan: SessionPlan) -> list[GestureInstance]:
-    """Every gesture the user performs in the session's gesture segments (deterministic from the plan)."""
+def gesture_schedule(plan: SessionPlan, segment: int | None = None) -> list[GestureInstance]:
+    """Every gesture the user performs in the session's gesture segments, or in segment ``segment`` only
+    (deterministic from the plan; each segment's gestures are drawn independently)."""
     out: list[GestureInstance] = []
     dominant = "left" if plan.user.handedness == "left" else "right"
     speed = max(float(plan.user.motor_speed), 0.2)
     lo, hi = GESTURE_DURATION_S
     for i, seg in enumerate(plan.segments):
-        if seg.task != "gesture":
+        if seg.task != "gesture" or segment not in (None, i):
             continue
         rng = stable_rng(plan.user.user_id, plan.session_id, i, "gesture")
         a, b = seg.start_ns * 1e-9, min(seg.stop_ns * 1e-9, plan.duration_s)
         base = GESTURES.get(seg.label, 1.1)
         t = a + 0.9
         while True:
-            gap = float(np.clip(rng.lognormal(np.log(0.9), 0.35), 0.4, 3.0))
-            dur = float(np.clip(base / speed * rng.lognormal(0.0, 0.12), lo, hi))
-            scale = float(np.clip(rng.lognormal(0.0, 0.12), 0.75, 1.3))
+            gap = min(max(rng.lognormal(np.log(0.9), 0.35), 0.4), 3.0)  # (np.clip's values, without its cost)
+            dur = min(max(base / speed * rng.lognormal(0.0, 0.12), lo), hi)
+            scale = min(max(rng.lognormal(0.0, 0.12), 0.75), 1.3)
             if t + gap + dur > b - 0.4:
                 break
             hand = "both" if seg.label == "clap" else dominant
@@ -379,23 +380,23 @@ def hand_gaze_targets(plan: SessionPlan, index: int) -> tuple[tuple[int, float, 
     """Gaze targets (t_ns, yaw, pitch, depth) following the gesturing hand in gesture segment ``index``."""
     hf = 0.93 + 0.14 * stable_uniform(plan.user.user_id, "height")
     eye = HEAD_OFFSET * hf
-    out: list[tuple[int, float, float, float]] = []
-    for g in gesture_schedule(plan):
-        if g.segment != index:
-            continue
+    times: list[float] = []
+    points: list[np.ndarray] = []
+    for g in gesture_schedule(plan, index):
         side = "right" if g.hand == "both" else g.hand
         keys = _hand_gesture_keys(g.label, side)
         ready = READY[0].copy()
-        pts = [(g.start_s, ready)]
         far = max(keys, key=lambda k: float(np.linalg.norm(k[1])))
-        pts.append((g.start_s + far[0] * (g.stop_s - g.start_s), ready + far[1] * g.scale))
-        pts.append((g.stop_s, ready))
-        for t, p in pts:
-            p = p * (_MIRROR_POS if side == "left" else 1.0)
-            vec = p - eye
-            yaw, pitch = yaw_pitch_from_direction(vec / np.linalg.norm(vec))
-            out.append((round(t * 1e9), float(yaw), float(pitch), float(np.linalg.norm(vec))))
-    return tuple(out)
+        mirror = _MIRROR_POS if side == "left" else 1.0
+        times += [g.start_s, g.start_s + far[0] * (g.stop_s - g.start_s), g.stop_s]
+        points += [ready * mirror, (ready + far[1] * g.scale) * mirror, ready * mirror]
+    if not points:
+        return ()
+    vec = np.array(points) - eye  # (P, 3), one vectorised pass for every point
+    dist = np.linalg.norm(vec, axis=1)
+    yaw, pitch = yaw_pitch_from_direction(vec / dist[:, None])
+    return tuple((round(t * 1e9), y, p, d)
+                 for t, y, p, d in zip(times, yaw.tolist(), pitch.tolist(), dist.tolist(), strict=True))
 
 
 # --------------------------------------------------------------------------------------------------------------

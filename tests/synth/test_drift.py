@@ -118,8 +118,11 @@ def test_t5_page_hinkley_detects_injected_concept_drift_from_generated_gaze() ->
     """Mirrored-layout drift seen in generated gaze: detected within 3 sessions of the sigmoid centre on every
     drifting user; no alarm on >= 95 % of stationary users."""
     pytest.importorskip("xrdata.synth.eye")
+    # four 12 s selection segments per session: a session whose labels all sit on the midline (up, down,
+    # centre) gives no value, and with two segments (1 in 9 sessions) a late shift could be left with a
+    # single valid session after it before the study ends
     base = dict(weeks=6.0, cohorts={"lab": 1.0}, tasks=("gaze_selection",), all_tasks=True, dirichlet_alpha=100.0,
-                balanced=True, sessions_per_week=2, session_minutes=0.4, segment_seconds=(12.0, 12.0),
+                balanced=True, sessions_per_week=2, session_minutes=0.8, segment_seconds=(12.0, 12.0),
                 modalities=("gaze",), drift_width_weeks=(0.3, 1.0))
     drifting = SynthConfig(users=6, drift_fraction=1.0, seed=1, **base)
     stationary = SynthConfig(users=16, drift_fraction=0.0, seed=2, **base)
