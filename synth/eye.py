@@ -57,6 +57,7 @@ import numpy as np
 from xrdata.model import Stream
 from xrdata.synth.audio import gaussian_noise
 from xrdata.synth.head import (
+    direction_components,
     head_coupling,
     head_recruitment,
     minjerk_interp,
@@ -552,9 +553,7 @@ def generate_gaze(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         # eye-in-head = R_head^T world, R_head = R_y(yaw) R_x(pitch) of the recruited head movement; the vectors
         # are kept as x, y, z rows (m,): no (m, 3) broadcasts, whose 3-long inner loops are slow
         head = np.radians(head_coupling(tc, steps))
-        gy, gp = np.radians(g[:, 0]), np.radians(g[:, 1])
-        cgp = np.cos(gp)
-        wx, wy, wz = -np.sin(gy) * cgp, np.sin(gp), -np.cos(gy) * cgp  # direction_from_yaw_pitch
+        wx, wy, wz = direction_components(g[:, 0], g[:, 1])
         cy, sy = np.cos(head[:, 0]), np.sin(head[:, 0])
         x1 = cy * wx - sy * wz
         z1 = sy * wx + cy * wz

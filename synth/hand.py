@@ -385,7 +385,7 @@ def hand_gaze_targets(plan: SessionPlan, index: int) -> tuple[tuple[int, float, 
     for g in gesture_schedule(plan, index):
         side = "right" if g.hand == "both" else g.hand
         keys = _hand_gesture_keys(g.label, side)
-        ready = READY[0].copy()
+        ready = READY[0]
         far = max(keys, key=lambda k: float(np.linalg.norm(k[1])))
         mirror = _MIRROR_POS if side == "left" else 1.0
         times += [g.start_s, g.start_s + far[0] * (g.stop_s - g.start_s), g.stop_s]

@@ -184,10 +184,15 @@ def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
 
 def direction_from_yaw_pitch(yaw_deg: np.ndarray, pitch_deg: np.ndarray) -> np.ndarray:
     """Unit vectors (..., 3) in the OpenXR frame (-Z forward, +Y up, yaw positive to the left)."""
+    return np.stack(direction_components(yaw_deg, pitch_deg), axis=-1)
+
+
+def direction_components(yaw_deg: np.ndarray, pitch_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The x, y, z components of :func:`direction_from_yaw_pitch`, unstacked (each shaped like the angles)."""
     y = np.radians(yaw_deg)
     p = np.radians(pitch_deg)
     cp = np.cos(p)
-    return np.stack([-np.sin(y) * cp, np.sin(p), -np.cos(y) * cp], axis=-1)
+    return -np.sin(y) * cp, np.sin(p), -np.cos(y) * cp
 
 
 def yaw_pitch_from_direction(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
