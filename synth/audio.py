@@ -1,4 +1,4 @@
-"""Speech-like audio: source-filter voices, turn-taking, spoken commands and room noise.
+"""Speech-like audio: source-filter voices, turn-taking, spoken commands, hand claps and room noise.
 
 Mechanism (one mono microphone on the headset, float32 full scale, ``sensor.rate_hz``, 16 kHz by default):
 
@@ -32,6 +32,8 @@ Label imprints:
   below its Nyquist).
 * ``affect``/arousal: higher and more variable f0, louder and tenser voice (flatter spectral tilt, higher
   spectral centroid), faster syllables; EEG sees more tonic EMG.
+* ``gesture`` clap: each meeting of the palms (:func:`xrdata.synth.hand.clap_contacts_s`) is a clap, a
+  band-passed noise burst (``CLAP_PEAK_DBSPL``), drawn from its own random stream; times in truth ``claps_s``.
 * talking vs not (any task): voice activity, turn-taking; EEG EMG and the eye generator's blink rate follow.
 
 Sensor params read: ``dbspl_full_scale`` (dB SPL of a full-scale sine, default 110), ``self_noise_dba``
@@ -741,6 +743,37 @@ def _add_hum(x: np.ndarray, fs: float, line_hz: float, rms: float, rng: np.rando
     x[k * m :] += h1[: x.size - k * m]
 
 
+#: Hand claps at the headset microphone (hands ~0.4 m in front): peak level (dB SPL, mean, sd) and the palms'
+#: air-cavity resonance, a noise burst decaying in 3-8 ms with its peak at 0.8-2.5 kHz that depends on how the
+#: hands meet (Repp 1987, "The sound of two hands clapping"; Jylha & Erkut 2008).
+CLAP_PEAK_DBSPL = (95.0, 3.0)
+
+
+def _add_claps(x: np.ndarray, fs: float, plan: SessionPlan, full_scale_db: float) -> np.ndarray:
+    """Add the claps of the session's clap gestures to ``x`` (samples, in place); returns their times (s).
+    Drawn from their own random stream so the rest of the audio does not depend on them."""
+    from scipy.signal import iirpeak, lfilter
+
+    from xrdata.synth.hand import clap_contacts_s
+    from xrdata.synth.head import stable_rng, stable_uniform
+
+    times = clap_contacts_s(plan)
+    if not len(times):
+        return times
+    rng = stable_rng(plan.user.user_id, plan.session_id, "claps")
+    n = round(0.04 * fs)
+    t = np.arange(n) / fs
+    for t0 in times.tolist():
+        f = (800.0 + 1700.0 * stable_uniform(plan.user.user_id, "clap_hz")) * rng.lognormal(0.0, 0.1)
+        f = min(f, 0.4 * fs)
+        burst = lfilter(*iirpeak(f, 3.0, fs), rng.standard_normal(n)) * np.exp(-t / rng.uniform(0.003, 0.008))
+        peak = 10 ** ((rng.normal(*CLAP_PEAK_DBSPL) - full_scale_db) / 20)
+        a = round(t0 * fs)
+        seg = x[a : a + n]
+        seg += (peak / max(float(np.max(np.abs(burst))), 1e-12) * burst[: len(seg)]).astype(x.dtype)
+    return times
+
+
 def sample_times_ns(n: int, fs: float) -> np.ndarray:
     """Exact int64 timestamps of ``n`` regular samples at ``fs`` Hz from 0 (integer math when possible)."""
     step = 1e9 / fs
@@ -798,6 +831,7 @@ def generate_audio(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     x = ColoredNoise(rng, lambda f: k_room * room(f) + k_self * white, 1, fs, n).next(n)[0]
     _add_hum(x, fs, plan.user.line_hz, 10 ** ((room_dba - 18.0 - full_scale_db) / 20) / np.sqrt(2), rng)
     _synthesize(sp, plan, fs, x, rng, (user_db, partner_db), full_scale_db)
+    truth["claps_s"] = _add_claps(x, fs, plan, full_scale_db).tolist()
     truth["user_level_db"], truth["partner_level_db"] = user_db, partner_db
     np.clip(x, -1.0, 1.0, out=x)
     stream = Stream(

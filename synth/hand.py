@@ -14,7 +14,8 @@ Mechanisms (REALISM.md H1-H8):
   grab, thumbs-up) blend the finger joints; all joint angles stay within anatomical ranges.
 - **Behaviour**: gesture segments (labels ``GESTURES``: swipe_left/right/up/down, pinch, grab, point, wave,
   thumbs_up, clap; 0.8-1.9 s each, scaled by ``traits.motor_speed``) with the dominant hand
-  (``traits.handedness``; clap uses both); gaze_selection reaches toward targets dwelt on (direct touch);
+  (``traits.handedness``; clap uses both, the palms meeting twice: :func:`clap_contacts_s`), the first about
+  1.2 s (a reaction time and a gap) after the segment's prompt, then one every ~0.9 s; gaze_selection reaches toward targets dwelt on (direct touch);
   otherwise idle alternation between hands raised in view and resting (lap when sitting, at the sides
   standing), with arm swing while walking. The body (position, heading, gait) is
   :func:`xrdata.synth.head.body_path`, shared with the head.
@@ -300,7 +301,7 @@ def gesture_schedule(plan: SessionPlan, segment: int | None = None) -> list[Gest
         rng = stable_rng(plan.user.user_id, plan.session_id, i, "gesture")
         a, b = seg.start_ns * 1e-9, min(seg.stop_ns * 1e-9, plan.duration_s)
         base = GESTURES.get(seg.label, 1.1)
-        t = a + 0.9
+        t = a + 0.3
         while True:
             gap = min(max(rng.lognormal(np.log(0.9), 0.35), 0.4), 3.0)  # (np.clip's values, without its cost)
             dur = min(max(base / speed * rng.lognormal(0.0, 0.12), lo), hi)
@@ -365,6 +366,17 @@ def gesture_keyframes(label: str) -> list[tuple[float, np.ndarray, np.ndarray, s
                 (0.45, v([-0.07, 0.05, -0.04]), v([0.0, 30.0, -85.0]), "flat", (-10.0, 0.0)),
                 (0.6, v([-0.12, 0.04, -0.04]), v([0.0, 30.0, -85.0]), "flat", (-10.0, 0.0))]
     return _generic_gesture(label)
+
+
+def clap_contacts_s(plan: SessionPlan) -> np.ndarray:
+    """Times (s) at which the palms meet in the session's clap gestures: the keyframes where the hands come
+    closest to the midline (two per clap gesture)."""
+    keys = gesture_keyframes("clap")
+    closest = min(float(k[1][0]) for k in keys)
+    fracs = np.array([k[0] for k in keys if float(k[1][0]) <= closest + 1e-9])
+    starts, stops = np.array([(g.start_s, g.stop_s) for g in gesture_schedule(plan) if g.label == "clap"]
+                             ).reshape(-1, 2).T
+    return np.sort((starts[:, None] + fracs * (stops - starts)[:, None]).ravel())
 
 
 def _mirror_label(label: str) -> str:

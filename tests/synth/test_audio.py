@@ -241,3 +241,28 @@ def test_colored_noise_has_its_psd_whatever_the_request_sizes() -> None:
     # excess kurtosis: sampling sd ~0.02 for the broadband row, ~0.07 for the narrow one (its slow envelope)
     assert abs(skew(whole[0])) < 0.1 and abs(kurtosis(whole[0])) < 0.1
     assert abs(kurtosis(whole[1])) < 0.35
+
+
+def test_claps_are_heard_when_the_palms_meet() -> None:
+    from xrdata.synth.audio import CLAP_PEAK_DBSPL
+    from xrdata.synth.hand import clap_contacts_s, generate_hand
+
+    plan = example_plan(40.0, (("gesture", "clap"),), user=UserTraits("clapper"), room_noise_dba=40.0)
+    x, out, ctx = _audio(plan)
+    times = np.asarray(out.truth["claps_s"])
+    assert len(times) >= 8 and np.array_equal(times, clap_contacts_s(plan))
+    full_scale = SENSOR.params.get("dbspl_full_scale", 110.0)
+    for t in times:
+        a = round(t * FS)
+        burst = x[a : a + round(0.04 * FS)].astype(np.float64)
+        peak_db = full_scale + 20 * np.log10(np.max(np.abs(burst)))
+        assert abs(peak_db - CLAP_PEAK_DBSPL[0]) <= 4 * CLAP_PEAK_DBSPL[1], peak_db
+        spec = np.abs(np.fft.rfft(burst * np.hanning(len(burst)))) ** 2
+        assert 600 <= np.fft.rfftfreq(len(burst), 1 / FS)[np.argmax(spec)] <= 3000
+        assert np.max(np.abs(x[a - round(0.05 * FS) : a - round(0.01 * FS)])) < 0.1 * np.max(np.abs(burst))
+    hands = generate_hand(plan, EXAMPLE_DEVICE.sensors["hand"], np.random.default_rng(0), Context()).streams[0]
+    gap = np.linalg.norm(hands.data[:, 0, 0, :3] - hands.data[:, 1, 0, :3], axis=1)
+    at = np.searchsorted(hands.time_ns, np.round(times * 1e9).astype(np.int64))
+    assert np.nanmedian(gap[np.minimum(at, len(gap) - 1)]) < np.nanmedian(gap) - 0.05  # the palms are together
+    quiet, out, _ = _audio(replace(plan, segments=tuple(replace(s, label="pinch") for s in plan.segments)))
+    assert out.truth["claps_s"] == [] and np.max(np.abs(quiet)) < 0.05
