@@ -15,10 +15,10 @@ Mechanisms (REALISM.md H1-H8):
 - **Behaviour**: gesture segments (labels ``GESTURES``: swipe_left/right/up/down, pinch, grab, point, wave,
   thumbs_up, clap; 0.8-1.9 s each, scaled by ``traits.motor_speed``) with the dominant hand
   (``traits.handedness``; clap uses both, the palms meeting twice: :func:`clap_contacts_s`), the first about
-  1.2 s (a reaction time and a gap) after the segment's prompt, then one every ~0.9 s; gaze_selection reaches toward targets dwelt on (direct touch);
-  otherwise idle alternation between hands raised in view and resting (lap when sitting, at the sides
-  standing), with arm swing while walking. The body (position, heading, gait) is
-  :func:`xrdata.synth.head.body_path`, shared with the head.
+  1.2 s (a reaction time and a gap) after the segment's prompt, then one every ~0.9 s; gaze_selection
+  reaches toward targets dwelt on (direct touch); otherwise idle alternation between hands raised in view and
+  resting (lap when sitting, at the sides standing), with arm swing while walking. The body (position,
+  heading, gait) is :func:`xrdata.synth.head.body_path`, shared with the head.
 - **Tremor**: physiological tremor, a narrow-band acceleration at ``traits.tremor_hz`` with RMS
   ``traits.tremor_amp_g`` (mostly vertical), always present.
 - **Tracking**: latency (content at t - ``latency_ms``), tracking error on the kinematic parameters (a smooth

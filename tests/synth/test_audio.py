@@ -248,7 +248,7 @@ def test_claps_are_heard_when_the_palms_meet() -> None:
     from xrdata.synth.hand import clap_contacts_s, generate_hand
 
     plan = example_plan(40.0, (("gesture", "clap"),), user=UserTraits("clapper"), room_noise_dba=40.0)
-    x, out, ctx = _audio(plan)
+    x, out, _ = _audio(plan)
     times = np.asarray(out.truth["claps_s"])
     assert len(times) >= 8 and np.array_equal(times, clap_contacts_s(plan))
     full_scale = SENSOR.params.get("dbspl_full_scale", 110.0)

@@ -7,11 +7,21 @@ from dataclasses import replace
 
 import numpy as np
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xrdata.model import EVENTS_SCHEMA, Recording, Stream
 from xrdata.synth import stats
 from xrdata.synth.eye import generate_gaze
-from xrdata.synth.hand import GESTURES, JOINTS, TIPS, TRUTH_JOINTS, generate_hand
+from xrdata.synth.hand import (
+    GESTURES,
+    JOINTS,
+    TIPS,
+    TRUTH_JOINTS,
+    clap_contacts_s,
+    generate_hand,
+    gesture_schedule,
+)
 from xrdata.synth.head import generate_head
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan, UserTraits, example_plan
 from xrdata.validation import check_writable
@@ -238,3 +248,24 @@ def test_handedness_and_bone_lengths() -> None:
         bone = np.linalg.norm(d[:, 8, :3] - d[:, 7, :3], axis=1)
         bone = bone[np.isfinite(bone)]
         assert 0.03 < np.median(bone) < 0.05 and np.ptp(bone) < 0.002
+
+
+@settings(max_examples=40, deadline=None)
+@given(seconds=st.floats(2.0, 20.0), labels=st.lists(st.sampled_from(["clap", "pinch", "wave"]), min_size=1,
+                                                      max_size=4),
+       speed=st.floats(0.5, 1.6), uid=st.text("abcxyz", min_size=1, max_size=6))
+def test_gestures_stay_in_their_segments_and_claps_in_their_gestures(seconds: float, labels: list[str],
+                                                                    speed: float, uid: str) -> None:
+    plan = example_plan(seconds * len(labels), tuple(("gesture", g) for g in labels),
+                        user=UserTraits(uid, motor_speed=speed))
+    gestures = gesture_schedule(plan)
+    for g in gestures:
+        seg = plan.segments[g.segment]
+        assert seg.start_ns * 1e-9 + 0.3 < g.start_s < g.stop_s <= seg.stop_ns * 1e-9 - 0.4 and g.label == seg.label
+    starts = [g.start_s for g in gestures]
+    assert starts == sorted(starts)
+    claps = [g for g in gestures if g.label == "clap"]
+    contacts = clap_contacts_s(plan)
+    assert len(contacts) == 2 * len(claps) and np.all(np.diff(contacts) > 0)
+    for g, pair in zip(claps, contacts.reshape(-1, 2), strict=True):
+        assert g.start_s < pair[0] < pair[1] < g.stop_s

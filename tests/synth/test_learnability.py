@@ -3,7 +3,7 @@ features beats chance on every task with all modalities, and with any single mod
 
 Pipeline (all in this file, numpy only):
 
-1. A cohort of 16 users x 2 sessions x 3 minutes on an all-sensor headset (Quest Pro + EEG cap), factory and lab
+1. A cohort of 16 users x 2 sessions x 4 minutes on an all-sensor headset (Quest Pro + EEG cap), factory and lab
    users so all seven tasks get time, short segments (3-5 s) so each class gets several segments, no concept
    drift (it would flip label mappings) and near-uniform class probabilities.
 2. ``xrdata.windows`` cuts 2 s windows (hop 1 s) with the task label; windows straddling two segments are
@@ -45,7 +45,7 @@ LENGTH_S, HOP_S = 2.0, 1.0
 
 CONFIG = SynthConfig(
     users=16, weeks=1.0, seed=3, cohorts={"factory": 0.5, "lab": 0.5}, devices={"quest_pro": 1.0},
-    eeg_cap_prob=1.0, tasks=TASKS, all_tasks=True, balanced=True, sessions_per_week=2, session_minutes=3.0,
+    eeg_cap_prob=1.0, tasks=TASKS, all_tasks=True, balanced=True, sessions_per_week=2, session_minutes=4.0,
     segment_seconds=(3.0, 5.0), dirichlet_alpha=1000.0, depth_fps=2.0, depth_max_width=32, audio_rate_hz=16000.0,
     mic_muted_prob=0.0, eeg_off_prob=0.0, test_user_frac=0.0, drift_fraction=0.0, future_week_frac=0.0,
 )
