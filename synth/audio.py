@@ -743,9 +743,9 @@ def _add_hum(x: np.ndarray, fs: float, line_hz: float, rms: float, rng: np.rando
     x[k * m :] += h1[: x.size - k * m]
 
 
-#: Hand claps at the headset microphone (hands ~0.4 m in front): peak level (dB SPL, mean, sd) and the palms'
-#: air-cavity resonance, a noise burst decaying in 3-8 ms with its peak at 0.8-2.5 kHz that depends on how the
-#: hands meet (Repp 1987, "The sound of two hands clapping"; Jylha & Erkut 2008).
+#: Peak level (dB SPL: mean, sd) of a hand clap at the headset microphone, the hands ~0.4 m in front. The clap
+#: itself (:func:`_add_claps`) is the palms' air-cavity resonance: a noise burst decaying in 3-8 ms, peaking at
+#: 0.8-2.5 kHz depending on how the hands meet (Repp 1987, "The sound of two hands clapping").
 CLAP_PEAK_DBSPL = (95.0, 3.0)
 
 

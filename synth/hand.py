@@ -301,7 +301,7 @@ def gesture_schedule(plan: SessionPlan, segment: int | None = None) -> list[Gest
         rng = stable_rng(plan.user.user_id, plan.session_id, i, "gesture")
         a, b = seg.start_ns * 1e-9, min(seg.stop_ns * 1e-9, plan.duration_s)
         base = GESTURES.get(seg.label, 1.1)
-        t = a + 0.3
+        t = a + 0.3  # a reaction time to the segment's prompt; the first gap follows
         while True:
             gap = min(max(rng.lognormal(np.log(0.9), 0.35), 0.4), 3.0)  # (np.clip's values, without its cost)
             dur = min(max(base / speed * rng.lognormal(0.0, 0.12), lo), hi)
