@@ -754,18 +754,18 @@ def _add_claps(x: np.ndarray, fs: float, plan: SessionPlan, full_scale_db: float
     Drawn from their own random stream so the rest of the audio does not depend on them."""
     from scipy.signal import iirpeak, lfilter
 
-    from xrdata.synth.hand import clap_contacts_s
+    from xrdata.synth.hand import clap_contacts_s  # hand and head import this module
     from xrdata.synth.head import stable_rng, stable_uniform
 
     times = clap_contacts_s(plan)
     if not len(times):
         return times
     rng = stable_rng(plan.user.user_id, plan.session_id, "claps")
+    user_hz = 800.0 + 1700.0 * stable_uniform(plan.user.user_id, "clap_hz")  # how this user's hands meet
     n = round(0.04 * fs)
     t = np.arange(n) / fs
     for t0 in times.tolist():
-        f = (800.0 + 1700.0 * stable_uniform(plan.user.user_id, "clap_hz")) * rng.lognormal(0.0, 0.1)
-        f = min(f, 0.4 * fs)
+        f = min(user_hz * rng.lognormal(0.0, 0.1), 0.4 * fs)
         burst = lfilter(*iirpeak(f, 3.0, fs), rng.standard_normal(n)) * np.exp(-t / rng.uniform(0.003, 0.008))
         peak = 10 ** ((rng.normal(*CLAP_PEAK_DBSPL) - full_scale_db) / 20)
         a = round(t0 * fs)

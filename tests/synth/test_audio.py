@@ -10,7 +10,8 @@ import pytest
 
 from xrdata.model import Recording
 from xrdata.synth import stats
-from xrdata.synth.audio import COMMANDS, generate_audio
+from xrdata.synth.audio import CLAP_PEAK_DBSPL, COMMANDS, generate_audio
+from xrdata.synth.hand import clap_contacts_s, generate_hand
 from xrdata.synth.types import (
     EXAMPLE_DEVICE,
     Context,
@@ -244,9 +245,6 @@ def test_colored_noise_has_its_psd_whatever_the_request_sizes() -> None:
 
 
 def test_claps_are_heard_when_the_palms_meet() -> None:
-    from xrdata.synth.audio import CLAP_PEAK_DBSPL
-    from xrdata.synth.hand import clap_contacts_s, generate_hand
-
     plan = example_plan(40.0, (("gesture", "clap"),), user=UserTraits("clapper"), room_noise_dba=40.0)
     x, out, _ = _audio(plan)
     times = np.asarray(out.truth["claps_s"])
