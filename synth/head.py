@@ -17,6 +17,9 @@ Mechanisms (REALISM.md M4-M7):
   by cognitive load (x (1.25 - 0.6 load): 1.16 at low, 0.74 at high load; head stillness is a measure of
   mental load in HMD studies); speech-related nods (1-4 Hz) while the user talks; gait oscillations of yaw/pitch/roll
   while walking; small gesture-following head movements (yaw toward the swipe, nods on pinch/grab/point).
+- **Spoken answers with the head**: a spoken "yes" comes with a nod and a "no" with a shake (1-3 cycles at
+  2-3 Hz, ~4 deg, around the word's onset) for 50-95 % of a user's answers (McClave 2000; Hadar et al. 1985);
+  ground truth ``answer_head_gestures``.
 - **One trajectory for pose and IMU**: the model is evaluated on 100 Hz knots and joined by a C1 Catmull-Rom
   curve; the pose stream samples that curve and the gyro measures its exact rate of rotation. The
   accelerometer takes the knots' second differences joined linearly (continuous acceleration): the curve's
@@ -48,8 +51,8 @@ Label imprints in head/IMU: activity (head height: sitting ~1.2 m, standing ~1.6
 bob at 1.8-2.7 Hz in accel and position, translation), gaze_selection target (head yaw toward the target
 through gaze-head coupling), cognitive load (less head sway under high load), affect/arousal (more sway),
 talking (1-4 Hz nods; with ``voice_vibration_ms2`` the voice's vibration in the accelerometer, whose folded
-spectrum differs per spoken command), gesture class (small head yaw/pitch following the gesture), rest eyes
-closed (still).
+spectrum differs per spoken command), the spoken commands "yes" and "no" (a nod, a shake), gesture class (small
+head yaw/pitch following the gesture), rest eyes closed (still).
 
 Conventions: yaw is a right-handed rotation about +Y (positive = to the left), pitch about +X (positive =
 up), roll about -Z... composed as q = q_y(yaw) q_x(pitch) q_z(roll). Positions are in the OpenXR ``stage``
@@ -554,14 +557,50 @@ def _gesture_head_keyframes(plan: SessionPlan) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(kt)[order], np.asarray(kv, dtype=np.float64)[order]
 
 
+#: Co-speech head gestures of spoken answers (McClave 2000; Hadar et al. 1985): "yes" with a nod (pitch),
+#: "no" with a shake (yaw); unit (yaw, pitch) of the oscillation.
+ANSWER_HEAD = {"yes": (0.0, 1.0), "no": (1.0, 0.0)}
+
+
+def _answer_head_keyframes(plan: SessionPlan, voice: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Keyframes (yaw, pitch deg) of the nods and shakes that go with the user's spoken "yes" and "no", and
+    the gestures as ``[start_s, stop_s, word, peak_deg]`` (ground truth).
+
+    Per user (the same every session): the share of answers given with the head (0.5-0.95), the peak
+    amplitude (4 deg, log-normal sigma 0.3) and the rate (2-3 Hz). Per answer: 1-3 cycles, each swing 0.8 x
+    the one before, from -0.15..+0.1 s around the word's onset; a nod starts downward."""
+    kt: list[float] = [0.0]
+    kv: list[tuple[float, float]] = [(0.0, 0.0)]
+    done: list[Any] = []
+    answers = [u for u in (voice.utterances if voice is not None else ()) if u[2] in ANSWER_HEAD]
+    if answers:
+        user = stable_rng("answer-head", plan.user.user_id)
+        share, amp, hz = user.uniform(0.5, 0.95), 4.0 * user.lognormal(0.0, 0.3), user.uniform(2.0, 3.0)
+        r = stable_rng("answer-head", plan.user.user_id, plan.session_id)
+        for t0, _, label in answers:
+            if r.random() > share:
+                continue
+            swings = 2 * int(r.integers(1, 4))
+            start = t0 + r.uniform(-0.15, 0.1)
+            yaw, pitch = ANSWER_HEAD[label]
+            a = amp * r.lognormal(0.0, 0.2) * (-1.0 if pitch else r.choice((-1.0, 1.0)))
+            peaks = a * (-0.8) ** np.arange(swings)
+            kt += [float(start), *(start + (np.arange(swings + 1) + 0.5) / (2 * hz)).tolist()]
+            kv += [(0.0, 0.0), *((yaw * v, pitch * v) for v in peaks.tolist()), (0.0, 0.0)]
+            done.append([float(start), kt[-1], label, float(a)])
+    order = np.argsort(np.asarray(kt), kind="stable")
+    return np.asarray(kt)[order], np.asarray(kv, dtype=np.float64)[order], done
+
+
 class HeadModel:
     """The head trajectory of one session as a function of time (pose in stage space)."""
 
     SWAY_FS = 50.0
 
     def __init__(self, plan: SessionPlan, rng: np.random.Generator, gaze_shifts: np.ndarray,
-                 steps: np.ndarray | None = None) -> None:
-        """``steps``: :func:`head_recruitment` of ``gaze_shifts`` when already known (``ctx.head_steps``)."""
+                 steps: np.ndarray | None = None, voice: Any = None) -> None:
+        """``steps``: :func:`head_recruitment` of ``gaze_shifts`` when already known (``ctx.head_steps``);
+        ``voice``: the session's speech plan (``ctx.voice``), for the head gestures of spoken answers."""
         self.body = BodyModel(plan)
         self.steps = head_recruitment(gaze_shifts) if steps is None else steps
         segs = plan.segments
@@ -582,6 +621,7 @@ class HeadModel:
         # deg RMS: sway yaw/pitch/roll; nods pitch/yaw
         self.noise = np.concatenate([sway * np.array([1.3, 0.9, 0.45]), nods * np.array([0.8, 0.4])], axis=1)
         self.g_kt, self.g_kv = _gesture_head_keyframes(plan)
+        self.a_kt, self.a_kv, self.answers = _answer_head_keyframes(plan, voice)
         self.offset = HEAD_OFFSET * self.body.height_factor
 
     def orientation_on_body(self, t_s: np.ndarray, bp: BodyPath) -> np.ndarray:
@@ -599,6 +639,8 @@ class HeadModel:
         ypr[:, 1] += 0.7 * g * np.cos(2 * ph)
         ypr[:, 2] += 1.0 * g * np.sin(ph)
         ypr[:, :2] += minjerk_interp(t_s, self.g_kt, self.g_kv)
+        if len(self.a_kt) > 1:
+            ypr[:, :2] += minjerk_interp(t_s, self.a_kt, self.a_kv)
         return ypr * bp.worn[:, None]
 
     #: Rate (Hz) of the grid the model is evaluated on before Catmull-Rom upsampling.
@@ -770,7 +812,7 @@ def generate_head(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
     sensors = plan.device.sensors
     head_spec = sensors.get("head", sensor)
     imu_spec = sensors.get("imu")
-    model = HeadModel(plan, rng, ctx.gaze_shifts, ctx.head_steps)
+    model = HeadModel(plan, rng, ctx.gaze_shifts, ctx.head_steps, ctx.voice)
     fc = float(imu_spec.rate_hz) / model.upsample_factor(float(imu_spec.rate_hz)) if imu_spec else model.COARSE_HZ
     model.set_grid(fc, plan.duration_s)
     duration = plan.duration_s
@@ -798,7 +840,7 @@ def generate_head(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
         streams.append(Stream("head", "motion", t_ns, data, HEAD_CHANNELS, HEAD_UNITS, rate_hz=rate,
                               meta={"reference_space": "stage", "source": "xrdata.synth"}))
     truth.update(head_position_noise_m=pos_noise, head_rotation_noise_deg=float(np.degrees(rot_noise)),
-                 head_recruitment_steps=model.steps)
+                 head_recruitment_steps=model.steps, answer_head_gestures=model.answers)
 
     # ---- IMU: the model on a coarse grid (fs / r ~ 100 Hz), Catmull-Rom upsampled to the IMU rate, so the
     # IMU and the pose stream share one C1-smooth trajectory.

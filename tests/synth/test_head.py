@@ -269,3 +269,46 @@ def test_imu_absent_when_device_has_none() -> None:
     plan = example_plan(10.0, device=DevicePreset("no_imu", "AR", dev))
     out = generate_head(plan, dev["head"], np.random.default_rng(0), Context())
     assert [s.name for s in out.streams] == ["head"]
+
+
+def test_spoken_answers_come_with_a_nod_or_a_shake() -> None:
+    """A spoken "yes" comes with a pitch swing and a "no" with a yaw swing, each in the ground truth within
+    0.15 s of its word; nothing else of the head changes, and the swings stand out from the head's other
+    movements while talking (median angular speed >= 1.5 x that around other commands)."""
+    plan = example_plan(90.0, (("speech_command", "yes"), ("speech_command", "no"), ("speech_command", "menu")))
+    _, head, _, ctx = _session(plan, 91, voice=True)
+    assert ctx.voice is not None
+    sensor = plan.device.sensors["head"]
+    gestures = generate_head(plan, sensor, np.random.default_rng(92), ctx).truth["answer_head_gestures"]
+    silent = generate_head(plan, sensor, np.random.default_rng(92), replace(ctx, voice=None)).streams[0]
+    words = {u[0]: u[2] for u in ctx.voice.utterances}
+    assert {g[2] for g in gestures} == {"yes", "no"}
+    t = head.time_ns / 1e9
+    yp = np.unwrap(np.column_stack(_yaw_pitch(head.data[:, 3:7])), axis=0)
+    moved = np.degrees(np.abs(yp - np.unwrap(np.column_stack(_yaw_pitch(silent.data[:, 3:7])), axis=0)))
+    inside = np.zeros((len(t), 3), bool)
+    near = np.zeros(len(t), bool)  # the pose is a spline through 100 Hz knots: a knot's reach beyond the swing
+    for start, stop, word, peak in gestures:
+        onset = min(words, key=lambda w: abs(w - start))
+        assert words[onset] == word and abs(onset - start) <= 0.15 and 0.3 < stop - start < 1.8, (start, word)
+        sel = (t >= start) & (t < stop)
+        axis = 1 if word == "yes" else 0
+        assert 0.6 * abs(peak) < moved[sel, axis].max() < 1.1 * abs(peak) and moved[sel, 1 - axis].max() < 0.05
+        inside[sel, axis] = True
+        near |= (t >= start - 0.03) & (t < stop + 0.03)
+    assert moved[~near].max() < 1e-6
+    for a, b, word in ctx.voice.utterances:
+        if word == "menu":
+            inside[(t >= a - 0.1) & (t < b + 0.6), 2] = True
+    speed = np.degrees(np.abs(np.diff(yp, axis=0))) * head.rate_hz  # |d yaw / dt|, |d pitch / dt|, deg/s
+    # inside: column 0 the "no" swings (yaw), 1 the "yes" swings (pitch), 2 around the other command
+    no, yes, other = (np.median(speed[inside[1:, k]], axis=0) for k in range(3))
+    assert yes[1] > 1.5 * other[1] and no[0] > 1.5 * other[0], (yes, no, other)
+
+
+def _yaw_pitch(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Yaw and pitch (rad) of (N, 4) xyzw quaternions composed as q_y(yaw) q_x(pitch) q_z(roll)."""
+    x, y, z, w = q.astype(np.float64).T
+    yaw = np.arctan2(2 * (w * y + x * z), 1 - 2 * (x * x + y * y))
+    pitch = np.arcsin(np.clip(2 * (w * x - y * z), -1, 1))
+    return yaw, pitch
