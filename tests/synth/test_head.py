@@ -12,7 +12,7 @@ from xrdata.model import Recording, Stream
 from xrdata.synth import stats
 from xrdata.synth.audio import plan_speech
 from xrdata.synth.eye import generate_gaze
-from xrdata.synth.head import GRAVITY, generate_head
+from xrdata.synth.head import GRAVITY, generate_head, head_yaw_pitch
 from xrdata.synth.types import EXAMPLE_DEVICE, Context, DevicePreset, SensorSpec, SessionPlan, example_plan
 from xrdata.validation import check_writable
 
@@ -284,8 +284,8 @@ def test_spoken_answers_come_with_a_nod_or_a_shake() -> None:
     words = {u[0]: u[2] for u in ctx.voice.utterances}
     assert {g[2] for g in gestures} == {"yes", "no"}
     t = head.time_ns / 1e9
-    yp = np.unwrap(np.column_stack(_yaw_pitch(head.data[:, 3:7])), axis=0)
-    moved = np.degrees(np.abs(yp - np.unwrap(np.column_stack(_yaw_pitch(silent.data[:, 3:7])), axis=0)))
+    yp = np.unwrap(head_yaw_pitch(head.data[:, 3:7].astype(np.float64)), period=360.0, axis=0)  # deg
+    moved = np.abs(yp - np.unwrap(head_yaw_pitch(silent.data[:, 3:7].astype(np.float64)), period=360.0, axis=0))
     inside = np.zeros((len(t), 3), bool)
     near = np.zeros(len(t), bool)  # the pose is a spline through 100 Hz knots: a knot's reach beyond the swing
     for start, stop, word, peak in gestures:
@@ -300,15 +300,8 @@ def test_spoken_answers_come_with_a_nod_or_a_shake() -> None:
     for a, b, word in ctx.voice.utterances:
         if word == "menu":
             inside[(t >= a - 0.1) & (t < b + 0.6), 2] = True
-    speed = np.degrees(np.abs(np.diff(yp, axis=0))) * head.rate_hz  # |d yaw / dt|, |d pitch / dt|, deg/s
+    speed = np.abs(np.diff(yp, axis=0)) * head.rate_hz  # |d yaw / dt|, |d pitch / dt|, deg/s
     # inside: column 0 the "no" swings (yaw), 1 the "yes" swings (pitch), 2 around the other command
     no, yes, other = (np.median(speed[inside[1:, k]], axis=0) for k in range(3))
     assert yes[1] > 1.5 * other[1] and no[0] > 1.5 * other[0], (yes, no, other)
 
-
-def _yaw_pitch(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Yaw and pitch (rad) of (N, 4) xyzw quaternions composed as q_y(yaw) q_x(pitch) q_z(roll)."""
-    x, y, z, w = q.astype(np.float64).T
-    yaw = np.arctan2(2 * (w * y + x * z), 1 - 2 * (x * x + y * y))
-    pitch = np.arcsin(np.clip(2 * (w * x - y * z), -1, 1))
-    return yaw, pitch
