@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from xrdata.model import Stream
-from xrdata.synth.audio import bone_vibration, gaussian_noise
+from xrdata.synth.audio import SpeechPlan, bone_vibration, gaussian_noise
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
 
 #: Standard gravity (m/s^2).
@@ -562,7 +562,7 @@ def _gesture_head_keyframes(plan: SessionPlan) -> tuple[np.ndarray, np.ndarray]:
 ANSWER_HEAD = {"yes": (0.0, 1.0), "no": (1.0, 0.0)}
 
 
-def _answer_head_keyframes(plan: SessionPlan, voice: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+def _answer_head_keyframes(plan: SessionPlan, voice: SpeechPlan | None) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """Keyframes (yaw, pitch deg) of the nods and shakes that go with the user's spoken "yes" and "no", and
     the gestures as ``[start_s, stop_s, word, peak_deg]`` (ground truth).
 
@@ -598,7 +598,7 @@ class HeadModel:
     SWAY_FS = 50.0
 
     def __init__(self, plan: SessionPlan, rng: np.random.Generator, gaze_shifts: np.ndarray,
-                 steps: np.ndarray | None = None, voice: Any = None) -> None:
+                 steps: np.ndarray | None = None, voice: SpeechPlan | None = None) -> None:
         """``steps``: :func:`head_recruitment` of ``gaze_shifts`` when already known (``ctx.head_steps``);
         ``voice``: the session's speech plan (``ctx.voice``), for the head gestures of spoken answers."""
         self.body = BodyModel(plan)
