@@ -334,8 +334,8 @@ def _segment_value(plan: SessionPlan, t_s: np.ndarray, attr: str, default: float
 
 
 def _user_voice(plan: SessionPlan) -> dict[str, float]:
-    """Stable per-user voice latents (seeded by the user id, so they hold across sessions)."""
-    r = np.random.default_rng(zlib.crc32(f"voice:{plan.user.user_id}".encode()))
+    """Stable per-user voice latents (seeded by ``UserTraits.key``, so they hold across sessions)."""
+    r = np.random.default_rng(zlib.crc32(f"voice:{plan.user.key}".encode()))
     return {
         "level_db": float(r.normal(0.0, 1.0)),  # vocal effort of this person
         "rate": float(r.uniform(0.85, 1.15)),  # speaking-rate factor
@@ -493,7 +493,7 @@ def plan_speech(plan: SessionPlan, rng: np.random.Generator, ctx: Context | None
 
 
 def _partner_f0(plan: SessionPlan) -> float:
-    r = np.random.default_rng(zlib.crc32(f"partner:{plan.user.user_id}:{plan.session_id}".encode()))
+    r = np.random.default_rng(zlib.crc32(f"partner:{plan.user.key}:{plan.session_id}".encode()))
     return float(r.choice([r.uniform(95, 140), r.uniform(170, 240)]))
 
 
@@ -760,8 +760,8 @@ def _add_claps(x: np.ndarray, fs: float, plan: SessionPlan, full_scale_db: float
     times = clap_contacts_s(plan)
     if not len(times):
         return times
-    rng = stable_rng(plan.user.user_id, plan.session_id, "claps")
-    user_hz = 800.0 + 1700.0 * stable_uniform(plan.user.user_id, "clap_hz")  # how this user's hands meet
+    rng = stable_rng(plan.user.key, plan.session_id, "claps")
+    user_hz = 800.0 + 1700.0 * stable_uniform(plan.user.key, "clap_hz")  # how this user's hands meet
     n = round(0.04 * fs)
     t = np.arange(n) / fs
     for t0 in times.tolist():

@@ -137,9 +137,9 @@ def _topo(pos: np.ndarray, centre: np.ndarray, width: float) -> np.ndarray:
     return np.exp(-d2 / (2 * width * width))
 
 
-def _user_eeg(user_id: str) -> dict[str, float]:
-    """Stable per-user EEG latents (seeded by the user id, so they hold across sessions)."""
-    r = np.random.default_rng(zlib.crc32(f"eeg:{user_id}".encode()))
+def _user_eeg(key: str) -> dict[str, float]:
+    """Stable per-user EEG latents (seeded by the user's key, ``UserTraits.key``, so they hold across sessions)."""
+    r = np.random.default_rng(zlib.crc32(f"eeg:{key}".encode()))
     return {
         "alpha_height": float(np.clip(3.0 * r.lognormal(0, 0.2), 2.0, 5.0)),  # EO peak / aperiodic at the peak
         "alpha_reactivity": float(r.uniform(3.0, 6.0)),  # EC/EO alpha power
@@ -302,7 +302,7 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
     nch = len(names)
     n = round(plan.duration_s * fs)
     traits = plan.user
-    u = _user_eeg(traits.user_id)
+    u = _user_eeg(traits.key)
     artifacts = _flag(params.get("artifacts"), True)
     line_on = _flag(params.get("line_noise"), False)
     tau = float(params.get("highpass_tau_s", 10.0))

@@ -110,7 +110,7 @@ def selection_targets(plan: SessionPlan, index: int) -> tuple[tuple[int, float, 
         return tuple((int(t), float(y), float(p), float(d)) for t, y, p, d in seg.targets)
     if seg.task != "gaze_selection":
         return ()
-    rng = stable_rng(plan.user.user_id, plan.session_id, index, "selection")
+    rng = stable_rng(plan.user.key, plan.session_id, index, "selection")
     sel_yaw, sel_pitch = label_direction(seg.label)
     a, b = seg.start_ns * 1e-9, seg.stop_ns * 1e-9
     t = a + 0.4
@@ -510,9 +510,9 @@ def generate_gaze(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
     pupil_model = _Pupil(plan, rng, blinks)
     closed_segs = np.array([s.eyes_closed for s in plan.segments] + [False])
     arousal = np.array([s.arousal for s in plan.segments] + [0.3])
-    lid = 0.86 + 0.12 * stable_uniform(user.user_id, "lid")
-    ipd = 0.058 + 0.012 * stable_uniform(user.user_id, "ipd")
-    aniso = 0.15 * (2 * stable_uniform(user.user_id, "anisocoria") - 1)
+    lid = 0.86 + 0.12 * stable_uniform(user.key, "lid")
+    ipd = 0.058 + 0.012 * stable_uniform(user.key, "ipd")
+    aniso = 0.15 * (2 * stable_uniform(user.key, "anisocoria") - 1)
     s_eye = np.radians(precision / 2.0 * np.sqrt(2.0))
     rho = np.exp(-1.0 / (rate * 0.5))  # drift: Ornstein-Uhlenbeck, 0.05 deg, 0.5 s
     drift_state = np.zeros((1, 2))

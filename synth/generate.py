@@ -14,8 +14,9 @@ kept. A generator module that is not importable yet is skipped with a logged war
 
 **Determinism.** Every random stream is seeded by ``SeedSequence((seed, crc32(user), crc32(session),
 index))``: index 0-5 = the generators in order, 16 + k = the bursty loss of stream k, 7 = QoE outcomes;
-planning uses per-user purposes (:data:`xrdata.synth.population.PURPOSE`). So the same seed gives identical
-bytes whatever the number of workers, and adding a user changes nobody else's data.
+planning uses per-user purposes (:data:`xrdata.synth.population.PURPOSE`); a generator's own per-user latents
+are keyed by ``UserTraits.key`` (user id and seed). So the same seed gives identical bytes whatever the number
+of workers, adding a user changes nobody else's data, and another seed gives other people.
 
 **Parallelism.** Users are generated in worker processes (``concurrent.futures.ProcessPoolExecutor`` with the
 ``spawn`` start method; each worker opens the store itself, and the store's per-user lock makes concurrent

@@ -298,7 +298,7 @@ def gesture_schedule(plan: SessionPlan, segment: int | None = None) -> list[Gest
     for i, seg in enumerate(plan.segments):
         if seg.task != "gesture" or segment not in (None, i):
             continue
-        rng = stable_rng(plan.user.user_id, plan.session_id, i, "gesture")
+        rng = stable_rng(plan.user.key, plan.session_id, i, "gesture")
         a, b = seg.start_ns * 1e-9, min(seg.stop_ns * 1e-9, plan.duration_s)
         base = GESTURES.get(seg.label, 1.1)
         t = a + 0.3  # a reaction time to the segment's prompt; the first gap follows
@@ -390,7 +390,7 @@ def _hand_gesture_keys(label: str, side: str) -> list[tuple[float, np.ndarray, n
 
 def hand_gaze_targets(plan: SessionPlan, index: int) -> tuple[tuple[int, float, float, float], ...]:
     """Gaze targets (t_ns, yaw, pitch, depth) following the gesturing hand in gesture segment ``index``."""
-    hf = 0.93 + 0.14 * stable_uniform(plan.user.user_id, "height")
+    hf = 0.93 + 0.14 * stable_uniform(plan.user.key, "height")
     eye = HEAD_OFFSET * hf
     times: list[float] = []
     points: list[np.ndarray] = []
@@ -469,7 +469,7 @@ class _Behaviour:
         act0 = plan.segments[0].activity if plan.segments else "sitting"
         self.tracks = {"left": _Track(_rest_pose(act0)), "right": _Track(_rest_pose(act0))}
         self.events: list[tuple[int, int, str, str]] = []
-        self.hf = 0.93 + 0.14 * stable_uniform(plan.user.user_id, "height")
+        self.hf = 0.93 + 0.14 * stable_uniform(plan.user.key, "height")
 
     def move(self, side: str, t: float, target: np.ndarray, duration: float | None = None) -> float:
         tr = self.tracks[side]
@@ -796,7 +796,7 @@ def generate_hand(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
     body = BodyModel(plan)
     bp_true = body.at(t)
     bp_rep = body.at(t - latency)
-    hs = 0.92 + 0.16 * stable_uniform(user.user_id, "hand_size")
+    hs = 0.92 + 0.16 * stable_uniform(user.key, "hand_size")
     geo = hand_geometry(hs)
     k = err_m / 0.01
     sigma = np.concatenate([np.full(3, 0.0045 * k), np.full(3, 1.2 * k), np.full(2, 3.0 * k),

@@ -372,7 +372,7 @@ class BodyModel:
     """Deterministic body path of one session (a function of the plan only, shared by head and hand)."""
 
     def __init__(self, plan: SessionPlan) -> None:
-        uid = plan.user.user_id
+        uid = plan.user.key
         self.height_factor = 0.93 + 0.14 * stable_uniform(uid, "height")
         self.step_factor = 0.93 + 0.14 * stable_uniform(uid, "cadence")
         rng = stable_rng(uid, plan.session_id, "body")
@@ -574,9 +574,9 @@ def _answer_head_keyframes(plan: SessionPlan, voice: SpeechPlan | None) -> tuple
     done: list[Any] = []
     answers = [u for u in (voice.utterances if voice is not None else ()) if u[2] in ANSWER_HEAD]
     if answers:
-        user = stable_rng("answer-head", plan.user.user_id)
+        user = stable_rng("answer-head", plan.user.key)
         share, amp, hz = user.uniform(0.5, 0.95), 4.0 * user.lognormal(0.0, 0.3), user.uniform(2.0, 3.0)
-        r = stable_rng("answer-head", plan.user.user_id, plan.session_id)
+        r = stable_rng("answer-head", plan.user.key, plan.session_id)
         for t0, _, label in answers:
             if r.random() > share:
                 continue
@@ -855,7 +855,7 @@ def generate_head(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generato
                              np.asarray(plan.imu_accel_bias, dtype=np.float64))
         level = _param(imu_spec, "voice_vibration_ms2", 0.0)
         if level > 0 and ctx.voice is not None:  # the wearer's own voice, through the skull and the face cushion
-            fit = stable_rng("voice-vibration", plan.user.user_id)  # how this headset sits on this face
+            fit = stable_rng("voice-vibration", plan.user.key)  # how this headset sits on this face
             level *= float(fit.lognormal(0.0, 0.4))
             axis = np.array([0.2, 0.55, 0.8]) + fit.normal(0.0, 0.15, 3)
             vib = bone_vibration(ctx.voice, plan, fs, m, rng)

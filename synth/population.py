@@ -11,7 +11,9 @@ peak slows and the aperiodic exponent flattens with age (Voytek et al. 2015), re
 f0 is bimodal (about 120 Hz / 210 Hz); left-handedness ~10 %; mains frequency by locale (50/60 Hz).
 
 Everything a user gets is drawn from generators seeded by (seed, crc32(user_id), purpose) only
-(:func:`user_rng`), never from a cohort-wide stream, so adding a user changes nobody else.
+(:func:`user_rng`), never from a cohort-wide stream, so adding a user changes nobody else. Latents the signal
+generators draw themselves (voice, EEG, body size, gesture styles) are keyed by :attr:`UserTraits.key`, which
+holds the seed too.
 """
 
 from __future__ import annotations
@@ -164,8 +166,9 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, lo: float,
     return float(np.clip(median * math.exp(sigma * rng.standard_normal()), lo, hi))
 
 
-def sample_traits(rng: np.random.Generator, user_id: str, cohort: str | Cohort = "gaming") -> UserTraits:
-    """Latent traits of one user of ``cohort`` (physiology by age, behaviour, voice, locale)."""
+def sample_traits(rng: np.random.Generator, user_id: str, cohort: str | Cohort = "gaming", seed: int = 0) -> UserTraits:
+    """Latent traits of one user of ``cohort`` (physiology by age, behaviour, voice, locale); ``seed`` is the
+    cohort's master seed, kept in the traits (:attr:`UserTraits.key`)."""
     c = COHORTS[cohort] if isinstance(cohort, str) else cohort
     mean, sd, lo, hi = c.age
     age = float(np.clip(rng.normal(mean, sd), lo, hi))
@@ -197,6 +200,7 @@ def sample_traits(rng: np.random.Generator, user_id: str, cohort: str | Cohort =
         line_hz=60.0 if rng.uniform() < c.line60_prob else 50.0,
         age_years=age,
         cohort=c.name,
+        seed=seed,
     )
 
 
@@ -245,7 +249,7 @@ def sample_profile(seed: int, uid: str, config: SynthConfig) -> UserProfile:
 
     rng = user_rng(seed, uid, "profile")
     cohort = COHORTS[_choice(rng, config.cohorts)]
-    traits = sample_traits(user_rng(seed, uid, "traits"), uid, cohort)
+    traits = sample_traits(user_rng(seed, uid, "traits"), uid, cohort, seed)
     device = _device_for(rng, cohort, config)
     enabled = tuple(config.modalities)
 

@@ -68,6 +68,14 @@ class UserTraits:
     line_hz: float = 50.0  # mains frequency of the user's locale
     age_years: float = 30.0  # drives resting pupil, alpha peak, aperiodic exponent, motor speed (population.py)
     cohort: str = ""  # cohort / role the user belongs to (population.COHORTS), "" when unknown
+    seed: int = 0  # the cohort's master seed (SynthConfig.seed), part of :attr:`key`
+
+    @property
+    def key(self) -> str:
+        """What seeds this person's latents drawn outside :func:`~xrdata.synth.population.sample_traits` (voice,
+        EEG, body and hand size, gesture and head styles): the user id and the cohort seed, so another seed gives
+        other people under the same ids. Seed 0 keys by the bare id, so seed-0 cohorts keep their bytes."""
+        return self.user_id if self.seed == 0 else f"{self.user_id}@{self.seed}"
 
 
 @dataclass(frozen=True)

@@ -256,3 +256,23 @@ def test_import_stays_light() -> None:
     code = "import sys, xrdata.synth; print([m for m in ('scipy', 'torch', 'dask', 'ray') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_another_seed_gives_other_people() -> None:
+    """The per-user latents the generators draw themselves (voice, EEG, body and hand size, gesture styles) are
+    keyed by the user id and the cohort seed: the same plan for "u0001" of seed 1 and of seed 2, generated
+    with the same random streams, differs in every stream; seed 0 keys by the bare id."""
+    from xrdata.synth.generate import generate_session
+    from xrdata.synth.types import UserTraits, example_plan
+
+    tasks = (("speech_command", "yes"), ("gesture", "swipe_left"), ("cognitive_load", "high"))
+    results = {s: generate_session(example_plan(12.0, tasks, user=UserTraits("u0001", seed=s)), seed=7) for s in (1, 2)}
+    streams = {s: {k: v.data for k, v in r.recording.streams.items()} for s, r in results.items()}
+    assert set(streams[1]) == set(streams[2]) == {"gaze", "head", "imu", "hand", "audio", "depth", "eeg"}
+    for name, data in streams[1].items():
+        assert not np.array_equal(data, streams[2][name], equal_nan=True), name
+    truth = {s: {row["generator"]: json.loads(row["truth_json"]) for row in r.rows["generator_truth"]}
+             for s, r in results.items()}
+    for generator, latent in (("eeg", "user_latents"), ("hand", "hand_scale"), ("audio", "user_level_db")):
+        assert truth[1][generator][latent] != truth[2][generator][latent], (generator, latent)
+    assert UserTraits("u0001").key == "u0001" and UserTraits("u0001", seed=2).key == "u0001@2"
