@@ -550,34 +550,34 @@ def anchor_write(root: Path, session_rel: str, arrays: dict[str, np.ndarray], sp
 
 
 def bench_write(rec: xrdata.Recording, work: Path, reps: int) -> dict[str, Any]:
-    """Median write time of each side over ``reps`` rounds; the order alternates (x a, a x, x a ...). The
-    anchor's array specs are read from the first xrdata write, so that one always goes first."""
+    """Median write time of each side over ``reps`` rounds: xrdata ("x"), the anchor ("a") and xrdata with
+    ``durable=True`` ("d"); the order rotates (x a d, a d x, d x a ...). The anchor's array specs are read from
+    the first xrdata write, so that one always goes first."""
     session_rel = f"users/{rec.user_id}/{rec.session_id}"
     arrays = _session_arrays(rec)
     specs: dict[str, dict[str, Any]] = {}
-    t_x: list[float] = []
-    t_a: list[float] = []
-    c_x: list[float] = []
-    c_a: list[float] = []
+    wall: dict[str, list[float]] = {"x": [], "a": [], "d": []}
+    cpu: dict[str, list[float]] = {"x": [], "a": [], "d": []}
     for r in range(reps):
-        order = ("x", "a") if r % 2 == 0 else ("a", "x")
+        order = ("x", "a", "d")[r % 3:] + ("x", "a", "d")[: r % 3]
         last = r == reps - 1
         for side in order:
-            root = _fresh(work / ("xrdata" if side == "x" else "anchor"))
-            if side == "x":
-                store = xrdata.open_store(root)
+            root = _fresh(work / {"x": "xrdata", "a": "anchor", "d": "durable"}[side])
+            if side == "a":
+                root.mkdir(parents=True)
                 settle()
-                with _timer(t_x, c_x):
+                with _timer(wall[side], cpu[side]):
+                    anchor_write(root, session_rel, arrays, specs)
+            else:
+                store = xrdata.open_store(root, durable=side == "d")
+                settle()
+                with _timer(wall[side], cpu[side]):
                     store.write(rec)
                 if not specs:
                     specs = _array_specs(root, session_rel, arrays)
-            else:
-                root.mkdir(parents=True)
-                settle()
-                with _timer(t_a, c_a):
-                    anchor_write(root, session_rel, arrays, specs)
             if not last:
                 shutil.rmtree(root)
+    t_x, t_a, c_x, c_a = wall["x"], wall["a"], cpu["x"], cpu["a"]
     # The anchor really is the same arrays: identical zarr metadata (minus attributes) for every array.
     for rel in specs:
         a = _metadata_doc(work / "xrdata", f"{session_rel}/{rel}")
@@ -588,6 +588,7 @@ def bench_write(rec: xrdata.Recording, work: Path, reps: int) -> dict[str, Any]:
     return {
         "bytes": nbytes, "reps": reps, "xrdata_s": t_x, "anchor_s": t_a, "xrdata_cpu_s": c_x, "anchor_cpu_s": c_a,
         "xrdata_mb_s": nbytes / 1e6 / med_x, "anchor_mb_s": nbytes / 1e6 / med_a,
+        "durable_s": wall["d"], "durable_cpu_s": cpu["d"],
         "ratio": med_a / med_x,  # throughput ratio xrdata / anchor
         "ratio_best": min(t_a) / min(t_x),
         "ratio_cpu": statistics.median(c_a) / statistics.median(c_x),
@@ -971,7 +972,11 @@ def report(res: dict[str, Any]) -> str:
                  " ".join(f"{x:.1f}" for x in w["xrdata_s"]), f"best-of {w['ratio_best']:.2f}", ""],
                 ["CPU s (median)", f"{med(w['anchor_cpu_s']):.1f}", f"{med(w['xrdata_cpu_s']):.1f}",
                  f"{w['ratio_cpu']:.2f}", ""],
-            ]), ""]
+            ]), "",
+            f"With `durable=True` (every file fsync'd before the commit): wall s each rep "
+            f"{' '.join(f'{x:.2f}' for x in w['durable_s'])}, median {med(w['durable_s']):.2f} against "
+            f"{med(w['xrdata_s']):.2f} ({med(w['durable_s']) / med(w['xrdata_s']):.2f}x); CPU s "
+            f"{med(w['durable_cpu_s']):.2f} against {med(w['xrdata_cpu_s']):.2f}.", ""]
     small = res["small"]
     out += [f"**Small sessions**: `Store.write` of a 2-second session (every stream, {small[0]['mb']:.1f} MB of "
             f"samples, {small[0]['files']} files) "

@@ -163,3 +163,96 @@ def test_readers_see_consistent_data_while_a_writer_runs(tmp_path: Path) -> None
             checked.add((user, sid))
     proc.communicate()
     assert proc.returncode == 0
+
+
+# ---- durable stores: what a commit declares is fsync'd before it (a power loss, not only a crash, keeps it)
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names fsync'd files through /proc")
+
+
+def _watch_disk(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """("fsync", path) and ("replace", destination) in call order (fsyncs come from several threads)."""
+    log: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        log.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        real_replace(src, dst)
+        log.append(("replace", os.fspath(dst)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return log
+
+
+def _tree(top: Path) -> set[str]:
+    return {str(top), *(str(p) for p in top.rglob("*"))}
+
+
+def _synced_before(log: list[tuple[str, str]], replaced: str) -> set[str]:
+    last = max(i for i, (kind, path) in enumerate(log) if kind == "replace" and path == replaced)
+    return {path for kind, path in log[:last] if kind == "fsync"}
+
+
+@needs_proc
+def test_durable_write_syncs_every_file_before_the_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "store"
+    store = xrdata.open_store(root, durable=True)
+    rec = example_recording("u1", "s1", seconds=2.0, rng=np.random.default_rng(0))
+    log = _watch_disk(monkeypatch)
+    store.write(rec)
+    session = root.resolve() / "users" / "u1" / "s1"
+    commit = str(session / "zarr.json")
+    synced = _synced_before(log, commit)
+    assert _tree(session) - synced == set()  # every array chunk, document and folder of the session
+    assert {str(session.parent), str(session.parent.parent), str(root.resolve())} <= synced  # their entries
+    after = {path for kind, path in log[log.index(("replace", commit)):] if kind == "fsync"}
+    assert str(session) in after  # the commit's own directory entry
+    monkeypatch.undo()
+    assert_recording_equal(xrdata.open_store(root, "r").read("u1", "s1"), rec)
+
+
+@needs_proc
+def test_without_durable_only_documents_are_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "store"
+    store = xrdata.open_store(root)
+    log = _watch_disk(monkeypatch)
+    store.write(example_recording("u1", "s1", seconds=2.0, rng=np.random.default_rng(0)))
+    session = str(root.resolve() / "users" / "u1" / "s1")
+    assert [path for kind, path in log if kind == "fsync" and path.startswith(session)] == []
+    assert any(kind == "fsync" for kind, _ in log)  # the staged documents
+
+
+@needs_proc
+def test_durable_live_flush_syncs_its_samples_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "store"
+    store = xrdata.open_store(root, durable=True)
+    ch = ["Cz", "Pz", "Oz"]
+    with store.writer("u1", "live", flush_interval_s=3600) as w:
+        w.add_stream(xrdata.Stream("eeg", "eeg", np.empty(0, np.int64), np.empty((0, 3), np.float32), ch, "V", 1000.0))
+        t = np.arange(500, dtype=np.int64) * 1_000_000
+        w.append("eeg", t, np.ones((500, 3), np.float32) * 1e-6)
+        log = _watch_disk(monkeypatch)
+        w.flush()
+        session = root.resolve() / "users" / "u1" / "live"
+        chunks = {str(p) for p in (session / "streams" / "eeg").rglob("c/*") if p.is_file()}
+        assert chunks and chunks <= _synced_before(log, str(session / "zarr.json"))
+    monkeypatch.undo()
+    assert xrdata.open_store(root, "r").read("u1", "live").streams["eeg"].data.shape == (500, 3)
+
+
+@needs_proc
+def test_cli_ingest_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sf = pytest.importorskip("soundfile")
+    from xrdata.cli import main
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros((16000, 2), np.float32), 16000, subtype="PCM_16")
+    root = tmp_path / "store"
+    log = _watch_disk(monkeypatch)
+    assert main(["ingest", str(wav), "--store", str(root), "--user", "u1", "--session", "s1", "--durable"]) == 0
+    session = root.resolve() / "users" / "u1" / "s1"
+    assert _tree(session) - _synced_before(log, str(session / "zarr.json")) == set()

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
@@ -34,12 +34,17 @@ _MEMORY_LOCKS: set[str] = set()  # locks of in-process (memory://) stores
 
 
 class Backend:
-    """Paths are relative to the store root and use '/' separators."""
+    """Paths are relative to the store root and use '/' separators.
 
-    def __init__(self, url: str) -> None:
+    ``durable`` (local stores): :meth:`sync_tree` fsyncs what a writer wrote, and every atomic replacement
+    also fsyncs the directory holding it, so what a commit declares survives a power loss, not only a crash.
+    """
+
+    def __init__(self, url: str, durable: bool = False) -> None:
         self.url = url
         self.fs, root = fsspec.core.url_to_fs(url)
         self.local = isinstance(self.fs, fsspec.implementations.local.LocalFileSystem)
+        self.durable = durable and self.local
         self.root = str(Path(root).resolve()) if self.local else root.rstrip("/")
         protocols = (self.fs.protocol,) if isinstance(self.fs.protocol, str) else tuple(self.fs.protocol)
         self.memory = "memory" in protocols
@@ -73,6 +78,8 @@ class Backend:
         """Replace a file so that readers see the old or the new content, never a mix."""
         if self.local:
             os.replace(self._stage(rel, payload), self.path(rel))
+            if self.durable:
+                _fsync_path(os.path.dirname(self.path(rel)))
         else:
             # A single PUT is atomic on object stores; fsspec memory/remote filesystems write whole objects.
             self.fs.pipe_file(self.path(rel), payload)
@@ -115,11 +122,27 @@ class Backend:
             for (rel, _), tmp in zip(items, staged, strict=True):
                 os.replace(tmp.result(), self.path(rel))
                 done += 1
+            if self.durable:
+                _fsync_all({os.path.dirname(self.path(rel)) for rel, _ in items})
         finally:
             for tmp in staged[done:]:  # not replaced: an earlier item failed
                 if tmp.exception() is None:
                     with contextlib.suppress(FileNotFoundError):
                         os.remove(tmp.result())
+
+    def sync_tree(self, rel: str) -> None:
+        """(Durable local stores; otherwise nothing) fsync every file and directory under ``rel`` and the
+        directories above it up to the root (their entries for new folders), concurrently."""
+        if not self.durable:
+            return
+        top = self.path(rel)
+        paths = [top]
+        for folder, dirs, files in os.walk(top):
+            paths += [os.path.join(folder, name) for name in (*dirs, *files)]
+        while top != self.root and len(top) > len(self.root):
+            top = os.path.dirname(top)
+            paths.append(top)
+        _fsync_all(paths)
 
     def listdir(self, rel: str) -> list[str]:
         """Names of the entries directly under ``rel`` ([] when it does not exist)."""
@@ -160,6 +183,22 @@ def _io_pool() -> ThreadPoolExecutor:
             _IO_POOL = ThreadPoolExecutor(_IO_WORKERS, thread_name_prefix="xrdata-io")
             _IO_POOL_PID = os.getpid()
         return _IO_POOL
+
+
+def _fsync_path(path: str) -> None:
+    if os.name == "nt" and os.path.isdir(path):  # pragma: no cover (Windows cannot open a directory)
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_all(paths: Collection[str]) -> None:
+    """fsync ``paths`` from the I/O threads (their journal commits are shared); raise the first error."""
+    for f in [_io_pool().submit(_fsync_path, p) for p in paths]:
+        f.result()
 
 
 class PendingWrites:

@@ -150,7 +150,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return _ingest_bids(args, starts, options)
     if args.user is None:
         raise XRDataError("ingest: --user is required (only a BIDS dataset names its users: its subjects)")
-    store = open_store(args.store, mode="a")
+    store = open_store(args.store, mode="a", durable=args.durable)
     bar = tqdm(total=len(args.paths), desc="ingest", unit="file", disable=args.json or None, file=sys.stderr)
 
     def advance(name: str) -> None:
@@ -219,7 +219,7 @@ def _ingest_bids(args: argparse.Namespace, starts: dict[str, float], options: di
     select = {_BIDS_SELECTORS[k]: str(v) for k, v in options.items()}
     root = args.paths[0]
     total = len(bids_recordings(root, **{("session" if k == "bids_session" else k): v for k, v in select.items()}))
-    store = open_store(args.store, mode="a")
+    store = open_store(args.store, mode="a", durable=args.durable)
     bar = tqdm(total=total, desc="ingest", unit="recording", disable=args.json or None, file=sys.stderr)
 
     def advance(name: str) -> None:
@@ -260,7 +260,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             print(f"\r{elapsed_s:7.1f} s  {counts}", end="", file=sys.stderr, flush=True)
 
     result = record(
-        open_store(args.store, mode="a"), args.user, session=args.session, streams=selectors,
+        open_store(args.store, mode="a", durable=args.durable), args.user, session=args.session, streams=selectors,
         duration_s=args.duration, flush_interval_s=args.flush_interval, resolve_timeout_s=args.resolve_timeout,
         mapping=mapping, progress=status,
     )
@@ -442,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="reader option for the readers that take it, e.g. rate_hz=30 or scale=5000; for a BIDS "
                    "dataset subject=, session=, task=, run= select recordings (repeatable)")
+    p.add_argument("--durable", action="store_true", help="fsync every file of a session before its commit: "
+                   "committed sessions survive a power loss (slower; local stores)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_ingest)
 
@@ -455,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flush-interval", type=float, default=2.0, help="seconds between flushes (default 2)")
     p.add_argument("--resolve-timeout", type=float, default=5.0, help="seconds to look for streams (default 5)")
     p.add_argument("--mapping", help="JSON mapping of stream names/types to modalities and channels")
+    p.add_argument("--durable", action="store_true", help="fsync each flush's samples before the flush is "
+                   "recorded: everything up to the last flush survives a power loss (local stores)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_record)
 

@@ -216,6 +216,7 @@ class LiveWriter:
                 arr[n0:] = ev[col].to_numpy()
             self._events.clear()
             self._n_events += k
+        self.store._b.sync_tree(self.base)  # (durable stores) the samples before the counts that declare them
         self._write_session_attrs("live")
         self._last_flush = time.monotonic()
 

@@ -228,24 +228,29 @@ def _tasks(meta: Mapping[str, Any], events: pl.DataFrame) -> list[str]:
     return sorted(label.removeprefix("task/") for label in labels)
 
 
-def open_store(url: str | os.PathLike[str], mode: Mode = "a") -> Store:
+def open_store(url: str | os.PathLike[str], mode: Mode = "a", *, durable: bool = False) -> Store:
     """Open an xrdata store at a local path or any fsspec URL (``s3://``, ``memory://`` ...).
 
     Modes: ``"r"`` read only; ``"r+"`` read/write, must exist; ``"a"`` read/write, created if missing
     (default); ``"w-"`` create, fail if anything is there.
+
+    ``durable`` (local stores): every file of a session is fsync'd before its commit, and each replaced
+    document's directory after it, so a committed session (or a live session's last flush) survives a power
+    loss or an OS crash. Without it, commits are atomic against a crash of the writing process, but the
+    samples may still sit in the kernel's page cache when the commit is written.
     """
-    return Store(url, mode)
+    return Store(url, mode, durable=durable)
 
 
 class Store:
     """A per-user chunked store of recordings. Create it with :func:`open_store`."""
 
-    def __init__(self, url: str | os.PathLike[str], mode: Mode = "a") -> None:
+    def __init__(self, url: str | os.PathLike[str], mode: Mode = "a", *, durable: bool = False) -> None:
         if mode not in ("r", "r+", "a", "w-"):
             raise ValidationError(f"mode must be one of 'r', 'r+', 'a', 'w-', got {mode!r}")
         self.url = os.fspath(url)
         self.mode = mode
-        self._b = Backend(self.url)
+        self._b = Backend(self.url, durable=durable)
         self._zstore: Any = (
             LocalStore(self._b.root, read_only=mode == "r")
             if self._b.local
@@ -421,6 +426,7 @@ class Store:
                 except Exception as exc:  # raised once the session is committed
                     catalog = exc
                 pending.wait()
+                self._b.sync_tree(base)  # (durable stores) everything the commit declares is on the disk first
             except BaseException:
                 pending.settle()  # nothing may still be writing into the session removed here
                 self._b.remove_tree(base)  # never leave a partial session behind
@@ -559,9 +565,15 @@ class Store:
         n = int(attrs.get("n_events", 0))
         if n == 0:
             return pl.DataFrame(schema=EVENTS_SCHEMA)
+        async def one(col: str) -> Any:
+            arr = await zarr_async.open_array(store=self._zstore, path=f"{base}/events/{col}", mode="r")
+            return await arr.getitem(slice(0, n))
+
+        async def every() -> list[Any]:  # the four arrays in one round trip to zarr's event loop
+            return list(await asyncio.gather(*(one(col) for col in EVENTS_SCHEMA)))
+
         cols = {}
-        for col in EVENTS_SCHEMA:
-            values = zarr.open_array(self._zstore, path=f"{base}/events/{col}", mode="r")[:n]
+        for col, values in zip(EVENTS_SCHEMA, zarr_sync(every()), strict=True):
             arr = np.asarray(values)
             cols[col] = pl.Series(col, arr.tolist() if col in ("label", "value") else arr)
         ev = pl.DataFrame(cols, schema=EVENTS_SCHEMA)
