@@ -146,6 +146,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             options[key] = raw  # plain strings
     if args.mapping:
         options["mapping"] = args.mapping
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:  # before the store is opened (and created, when it is new)
+        raise XRDataError(f"{missing[0]}: no such file or folder")
     if any(is_bids_dataset(p) for p in args.paths):
         return _ingest_bids(args, starts, options)
     if args.user is None:

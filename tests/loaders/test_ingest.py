@@ -87,6 +87,8 @@ def test_ingest_cli(fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert "expected FILE=SECONDS" in capsys.readouterr().err
     assert main(["ingest", str(tmp_path / "nope.xdf"), "--store", str(tmp_path / "s"), "--user", "u1"]) == 1
     assert "nope.xdf" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path / "nope.xdf"), "--store", str(tmp_path / "new"), "--user", "u1"]) == 1
+    assert "nope.xdf: no such file" in capsys.readouterr().err and not (tmp_path / "new").exists()  # no store made
 
 
 def test_reader_options_reach_the_reader(
