@@ -107,14 +107,16 @@ def check_deferred() -> bool:
 
 
 # --------------------------------------------------------------------------------------- block streaming
-# Inside ``streamed_reads`` (used by ``xrdata.loaders.ingest``) a file without stim channels is opened with
-# ``preload=False`` and its samples are parsed in time blocks by a ``BlockFill`` thread, each block cast to
-# float32 straight into the streams' arrays, while the store already compresses and writes the chunks that
-# are complete: the parse, the conversion and the compression overlap instead of running one after the
-# other. The values are those of ``preload=True``: mne's preload is one ``_read_segment`` call over the
-# whole file and ``get_data(start=, stop=)`` is the same call over a block; every reader computes a sample
-# from its own bytes only. Files with stim channels are preloaded as before (their events are decoded with
-# ``mne.find_events`` on the whole channel, and their dtype depends on the largest code).
+# Inside ``streamed_reads`` (used by ``xrdata.loaders.ingest``) a file is opened with ``preload=False`` and
+# its samples are parsed in time blocks by a ``BlockFill`` thread, each block cast to float32 straight into
+# the streams' arrays, while the store already compresses and writes the chunks that are complete: the
+# parse, the conversion and the compression overlap instead of running one after the other. The values are
+# those of ``preload=True``: mne's preload is one ``_read_segment`` call over the whole file and
+# ``get_data(start=, stop=)`` is the same call over a block; every reader computes a sample from its own
+# bytes only. Stim channels (BioSemi's Status, Neuromag's STI) are parsed the same way; their events are
+# decoded once the whole channel is in (``BlockFill.stim_events``: ``mne.find_events`` on a one-channel
+# RawArray of the same samples, rate and first sample), and a code float32 cannot hold exactly, or a
+# channel mne cannot decode without a warning, sends the file back to the whole read.
 
 #: The formats whose readers parse in blocks inside :func:`streamed_reads` (all of this module's).
 STREAMED_FORMATS = frozenset({"edf", "bdf", "brainvision", "fif", "eeglab"})
@@ -124,8 +126,9 @@ _BLOCK_BYTES = 4 << 20
 
 
 class WholeReadNeeded(Exception):
-    """A block holds values float32 cannot (beyond its range): the stream is float64, which only the whole
-    recording decides, so the caller reads the file again without streaming."""
+    """A block holds values float32 cannot (beyond its range, or stim codes it cannot hold exactly): the stream
+    is float64, which only the whole recording decides, so the caller reads the file again without streaming.
+    Also raised where a stim channel's events cannot be decoded as the whole read decodes them."""
 
 
 @dataclass
@@ -144,8 +147,9 @@ _STREAMING: ContextVar[_Streaming | None] = ContextVar("xrdata_loaders_streaming
 def streamed_reads(path: PathLike, fmt: str, into: list[BlockFill]) -> Iterator[None]:
     """Within this block an EEG reader of ``path`` (format ``fmt``) may return a recording whose sample arrays
     are still being filled by a :class:`BlockFill` thread, appended to ``into``. The caller must wait for each
-    fill before it reads those arrays (the store's chunk writer does, chunk by chunk), validate the recording
-    itself (the readers' own check is deferred) and :meth:`BlockFill.close` every fill when done."""
+    fill before it reads those arrays (the store's chunk writer does, chunk by chunk), add each fill's
+    :meth:`BlockFill.stim_events` to its recording's events, validate the recording itself (the readers' own
+    check is deferred) and :meth:`BlockFill.close` every fill when done."""
     token = _STREAMING.set(_Streaming(str(path), fmt))
     defer = _DEFER_CHECK.set(True)
     try:
@@ -166,12 +170,23 @@ class BlockFill:
     block length); the streams hold ``out.T``, (T, len(rows)). :meth:`wait` blocks until the samples asked
     for are final. A failure of the parse is kept and raised by :meth:`wait` as a
     :class:`~xrdata.errors.LoaderError` naming the file (what the reader raises for it when it preloads),
-    an overflow of float32 as :class:`WholeReadNeeded`.
+    an overflow of float32 (or a stim code it cannot hold exactly) as :class:`WholeReadNeeded`. With
+    ``stim_events``, :meth:`stim_events` decodes the Raw's stim channels once they are parsed.
     """
 
-    def __init__(self, raw: Any, targets: Sequence[tuple[Sequence[int], np.ndarray]], path: str, fmt: str) -> None:
+    def __init__(
+        self, raw: Any, targets: Sequence[tuple[Sequence[int], np.ndarray]], path: str, fmt: str, *,
+        stim_events: bool = False,
+    ) -> None:
         self._raw = raw
         self._targets = [(np.asarray(rows, dtype=np.intp), out) for rows, out in targets]
+        types = raw.get_channel_types()
+        # (channel name, its row of samples) of every stim channel, in the Raw's channel order
+        self._stim = sorted(((int(i), raw.ch_names[i], out[k]) for rows, out in self._targets
+                             for k, i in enumerate(rows.tolist()) if types[i] == "stim"), key=lambda x: x[0])
+        self._stim_rows = np.array([i for i, _, _ in self._stim], dtype=np.intp)
+        self._decode = stim_events
+        self._sfreq, self._first_samp = float(raw.info["sfreq"]), int(raw.first_samp)
         self._n = int(raw.n_times)
         self._path, self._fmt = path, fmt
         self._done = 0  # samples [0, _done) are final in every target
@@ -203,6 +218,30 @@ class BlockFill:
         if self._thread.is_alive():
             self._thread.join()
 
+    def stim_events(self) -> list[tuple[int, int, str, str]]:
+        """Event rows (time_ns, duration_ns, label, value) of the stim channels, as the whole read decodes them
+        (``stim_events``; [] without it); call once :meth:`wait` has returned. A channel mne cannot decode, or
+        decodes with a warning (which the whole read keeps in the recording's metadata), raises
+        :class:`WholeReadNeeded`."""
+        if not self._decode or not self._stim:
+            return []
+        import mne
+
+        rows: list[tuple[int, int, str, str]] = []
+        for _, name, values in self._stim:
+            info = mne.create_info([name], self._sfreq, ["stim"])
+            raw = mne.io.RawArray(values[None].astype(np.float64), info, first_samp=self._first_samp,
+                                  verbose="error")
+            notes: list[str] = []
+            try:
+                with _collect_warnings(notes):
+                    rows += _stim_rows(raw, name)
+            except ValueError as exc:
+                raise WholeReadNeeded(f"{self._path}: stim channel {name!r} not decoded: {exc}") from exc
+            if notes:
+                raise WholeReadNeeded(f"{self._path}: stim channel {name!r}: {notes[0]}")
+        return rows
+
     def _run(self) -> None:
         n, raw = self._n, self._raw
         step = max(1, _BLOCK_BYTES // (8 * max(1, len(raw.ch_names))))
@@ -215,6 +254,12 @@ class BlockFill:
                 with np.errstate(over="raise"):
                     for rows, out in self._targets:
                         _cast_rows(block, rows, out[:, t0:t1])
+                if self._stim_rows.size:  # the whole read keeps codes float32 cannot hold exactly in float64
+                    codes = block[self._stim_rows]
+                    codes = codes[np.isfinite(codes)]
+                    if codes.size and (float(np.abs(codes).max()) > _FLOAT32_EXACT_INT
+                                       or not np.array_equal(codes, np.round(codes))):
+                        raise WholeReadNeeded(f"{self._path}: stim codes float32 does not hold exactly")
                 with self._cond:
                     self._done = t1
                     self._cond.notify_all()
@@ -226,7 +271,7 @@ class BlockFill:
 
     def _as_error(self, exc: BaseException) -> BaseException:
         """What :meth:`wait` raises for ``exc``: the readers' error contract (``_registry.reader``)."""
-        if isinstance(exc, XRDataError):
+        if isinstance(exc, XRDataError | WholeReadNeeded):
             return exc
         error: BaseException
         if isinstance(exc, FloatingPointError):
@@ -248,22 +293,14 @@ def _cast_rows(block: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
             out[k] = block[i]
 
 
-def _streamable(raw: Any, channel_types: Mapping[str, str] | None) -> bool:
-    """Whether ``raw`` can be parsed in blocks: samples to read and no stim channel (see above)."""
-    types = set(raw.get_channel_types()) | set((channel_types or {}).values())
-    return int(raw.n_times) > 0 and "stim" not in types
-
-
-def _open_raws(
-    open_raws: Callable[[bool], list[Any]], channel_types: Mapping[str, str] | None, *, stream: bool = True
-) -> tuple[list[Any], list[str]]:
+def _open_raws(open_raws: Callable[[bool], list[Any]], *, stream: bool = True) -> tuple[list[Any], list[str]]:
     """The mne Raw(s) of a file (``open_raws(preload)``) and the warnings mne emitted opening them.
 
-    Preloaded, except inside :func:`streamed_reads` (and with ``stream``) where a file every Raw of which is
-    streamable stays unloaded. The warnings are then those of the unloaded open: the readers streamed here
+    Preloaded, except inside :func:`streamed_reads` (and with ``stream``) where a file every Raw of which has
+    samples stays unloaded. The warnings are then those of the unloaded open: the readers streamed here
     warn about the header, not while reading uniform-rate samples (mne's EDF reader warns when it resamples
     a block of mixed-rate signals: ``_read_edf_like`` streams only files whose rate groups it read apart).
-    A Raw opened unloaded that cannot be streamed is loaded in place (``load_data``: the very read
+    A Raw opened unloaded that is not streamed is loaded in place (``load_data``: the very read
     ``preload=True`` makes at the end of the open), not opened again.
     """
     notes: list[str] = []
@@ -271,7 +308,7 @@ def _open_raws(
         if not (stream and _STREAMING.get() is not None):
             return open_raws(True), notes
         raws = open_raws(False)
-        if not all(_streamable(r, channel_types) for r in raws):
+        if not all(int(r.n_times) > 0 for r in raws):  # nothing to parse in blocks
             for r in raws:
                 r.load_data(verbose="error")
     return raws, notes
@@ -465,23 +502,24 @@ def _events_from_raw(raw: Any, *, annotations: bool, stim_events: bool, notes: l
                 (round(onset * 1e9), max(0, round(duration * 1e9)), label, ",".join(map(str, chans)))
             )
     if stim_events:
-        import mne
-
-        sfreq = float(raw.info["sfreq"])
         for name, ch_type in zip(raw.ch_names, raw.get_channel_types(), strict=True):
             if ch_type != "stim":
                 continue
             try:
-                found = mne.find_events(
-                    raw, stim_channel=name, shortest_event=1, consecutive=True, initial_event=True,
-                    verbose="error",
-                )
+                rows += _stim_rows(raw, name)
             except ValueError as exc:  # e.g. non-integer codes: not a trigger channel after all
                 notes.append(f"stim channel {name!r} not decoded: {exc}")
-                continue
-            for sample, _, code in found:
-                rows.append((round(int(sample) * 1e9 / sfreq), 0, f"stim/{name}", str(int(code))))
     return rows
+
+
+def _stim_rows(raw: Any, name: str) -> list[tuple[int, int, str, str]]:
+    """Event rows of stim channel ``name`` of ``raw``: every change to a new non-zero code (``mne.find_events``)."""
+    import mne
+
+    sfreq = float(raw.info["sfreq"])
+    found = mne.find_events(raw, stim_channel=name, shortest_event=1, consecutive=True, initial_event=True,
+                            verbose="error")
+    return [(round(int(sample) * 1e9 / sfreq), 0, f"stim/{name}", str(int(code))) for sample, _, code in found]
 
 
 def recording_from_raw(
@@ -506,7 +544,8 @@ def recording_from_raw(
         user_id, session_id: ids of the recording.
         source_files: file names (not paths) the data came from.
         annotations: turn ``raw.annotations`` into events.
-        stim_events: decode stim channels into events with ``mne.find_events``.
+        stim_events: decode stim channels into events with ``mne.find_events`` (for a Raw parsed in blocks
+            inside :func:`streamed_reads`, the caller adds them once parsed: :meth:`BlockFill.stim_events`).
         channel_types: mne channel types to set first, e.g. ``{"HEOG": "eog"}`` (names not in the file are
             an error).
         orig_units: channel name -> unit string as written in the file (EDF/BDF/BrainVision headers): with
@@ -541,8 +580,9 @@ def recording_from_raw(
             pending.append((raw, blocks))
         streams.extend(_streams_from_raw(raw, fmt, rate_suffix=suffix, orig_units=orig_units, blocks=blocks))
     first = raw_list[0]
-    with _collect_warnings(notes):
-        rows = _events_from_raw(first, annotations=annotations, stim_events=stim_events, notes=notes)
+    with _collect_warnings(notes):  # (the stim channels of a Raw parsed in blocks: BlockFill.stim_events)
+        rows = _events_from_raw(first, annotations=annotations, stim_events=stim_events and first.preload,
+                                notes=notes)
     events = pl.DataFrame(rows, schema=EVENTS_SCHEMA, orient="row") if rows else None
     meta: dict[str, Any] = {"source_files": list(source_files), "source_format": fmt}
     import mne
@@ -563,7 +603,7 @@ def recording_from_raw(
     rec = Recording(user_id, session_id, streams, events=events, meta=meta)
     if streaming is not None:
         for raw, blocks in pending:  # started last: nothing above reads the Raw while its thread does
-            fill = BlockFill(raw, blocks, streaming.path, streaming.fmt)
+            fill = BlockFill(raw, blocks, streaming.path, streaming.fmt, stim_events=stim_events and raw is first)
             streaming.fills.append(fill)
             fill.start()
     if check_deferred():
@@ -653,7 +693,7 @@ def _read_edf_like(
         return [read_raw(p, include=g, preload=preload, verbose="error") for g in groups]
 
     # Without the header's rate groups mne may resample slower signals, which it does per block when streamed
-    raws, notes = _open_raws(open_raws, channel_types, stream=header is not None)
+    raws, notes = _open_raws(open_raws, stream=header is not None)
     orig_units: dict[str, str] = {}
     if header is not None:
         for raw, group in zip(raws, groups or [header[0]], strict=True):
@@ -774,7 +814,7 @@ def read_brainvision(
     for other in ("DataFile", "MarkerFile"):
         _check_companion(p, other)
     (raw,), notes = _open_raws(
-        lambda preload: [mne.io.read_raw_brainvision(p, preload=preload, verbose="error")], channel_types
+        lambda preload: [mne.io.read_raw_brainvision(p, preload=preload, verbose="error")]
     )
     return recording_from_raw(
         raw, fmt="brainvision", user_id=user_id, session_id=session_id or default_session_id(p),
@@ -816,7 +856,7 @@ def read_fif(
     mne = _mne()
     p = Path(path)
     (raw,), notes = _open_raws(
-        lambda preload: [mne.io.read_raw_fif(p, preload=preload, verbose="error")], channel_types
+        lambda preload: [mne.io.read_raw_fif(p, preload=preload, verbose="error")]
     )
     files = [Path(f).name for f in raw.filenames if f is not None] or [p.name]
     return recording_from_raw(
@@ -841,7 +881,7 @@ def read_eeglab(
     mne = _mne()
     p = Path(path)
     (raw,), notes = _open_raws(
-        lambda preload: [mne.io.read_raw_eeglab(p, preload=preload, verbose="error")], channel_types
+        lambda preload: [mne.io.read_raw_eeglab(p, preload=preload, verbose="error")]
     )
     files = [p.name] + [Path(f).name for f in raw.filenames if f is not None and Path(f).name != p.name]
     return recording_from_raw(

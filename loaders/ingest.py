@@ -33,7 +33,7 @@ import polars as pl
 from xrdata.errors import LoaderError, SchemaError, XRDataError
 from xrdata.loaders._registry import PathLike, default_session_id, read, resolve
 from xrdata.loaders.eeg import BlockFill, WholeReadNeeded
-from xrdata.model import Recording, Stream, check_id
+from xrdata.model import EVENTS_SCHEMA, Recording, Stream, check_id
 from xrdata.store import Store
 from xrdata.validation import check_writable
 
@@ -168,24 +168,11 @@ def merge(recordings: Sequence[Recording], offsets_ns: Sequence[int | None], use
     one with neither raises (its start on the session clock cannot be known). Stream name clashes get the
     source file's stem appended. Streams that keep their name and clock are passed through, not copied.
     """
-    base_anchor = _anchor_ns(recordings[0])
+    offsets = _placed(recordings, offsets_ns)
     streams: dict[str, Stream] = {}
-    events = []
     meta: dict[str, Any] = {"source_files": [], "source_sha256": {}, "source_bytes": {}}
-    for i, (rec, offset) in enumerate(zip(recordings, offsets_ns, strict=True)):
+    for i, (rec, offset) in enumerate(zip(recordings, offsets, strict=True)):
         source = (rec.meta.get("source_files") or [f"file{i}"])[0]
-        if offset is None:
-            anchor = _anchor_ns(rec)
-            if i == 0:
-                offset = 0
-            elif anchor is not None and base_anchor is not None:
-                offset = anchor - base_anchor
-            else:
-                raise LoaderError(
-                    f"{source}: cannot place it on the session clock of {recordings[0].meta.get('source_files')}: "
-                    "one of them has no absolute (UTC) time; give its start on the session clock "
-                    f"(--start {source}=SECONDS)"
-                )
         for name, s in rec.streams.items():
             key = name if name not in streams else f"{name}_{default_session_id(source)}"[:64]
             if key == name and offset == 0:
@@ -193,8 +180,6 @@ def merge(recordings: Sequence[Recording], offsets_ns: Sequence[int | None], use
             else:
                 streams[key] = Stream(key, s.modality, s.time_ns + offset, s.data, s.channels, s.units, s.rate_hz,
                                       s.meta)
-        if rec.events.height:
-            events.append(rec.events.with_columns(pl.col("time_ns") + offset) if offset else rec.events)
         for k, v in rec.meta.items():
             if k == "source_files":
                 meta["source_files"] += v
@@ -208,7 +193,36 @@ def merge(recordings: Sequence[Recording], offsets_ns: Sequence[int | None], use
         meta.pop("utc_anchor", None)
     if not meta["source_bytes"]:
         meta.pop("source_bytes")
-    return Recording(user, session, streams, events=pl.concat(events) if events else None, meta=meta)
+    return Recording(user, session, streams, events=_merged_events(recordings, offsets), meta=meta)
+
+
+def _placed(recordings: Sequence[Recording], offsets_ns: Sequence[int | None]) -> list[int]:
+    """Each recording's shift onto the first one's clock (ns): the given offset, else the difference of UTC
+    anchors (see :func:`merge`)."""
+    base_anchor = _anchor_ns(recordings[0])
+    out = []
+    for i, (rec, offset) in enumerate(zip(recordings, offsets_ns, strict=True)):
+        if offset is None:
+            anchor = _anchor_ns(rec)
+            if i == 0:
+                offset = 0
+            elif anchor is not None and base_anchor is not None:
+                offset = anchor - base_anchor
+            else:
+                source = (rec.meta.get("source_files") or [f"file{i}"])[0]
+                raise LoaderError(
+                    f"{source}: cannot place it on the session clock of {recordings[0].meta.get('source_files')}: "
+                    "one of them has no absolute (UTC) time; give its start on the session clock "
+                    f"(--start {source}=SECONDS)"
+                )
+        out.append(offset)
+    return out
+
+
+def _merged_events(recordings: Sequence[Recording], offsets: Sequence[int]) -> pl.DataFrame | None:
+    events = [rec.events.with_columns(pl.col("time_ns") + offset) if offset else rec.events
+              for rec, offset in zip(recordings, offsets, strict=True) if rec.events.height]
+    return pl.concat(events) if events else None
 
 
 @dataclass
@@ -245,6 +259,7 @@ def _commit_once(
     result = IngestResult(user, None)
     recordings, offsets = [], []
     fills: list[BlockFill] = []  # EEG files still being parsed in blocks while the store writes them
+    fills_of: list[list[BlockFill]] = []  # those of each recording
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="xrdata-sha256") as hasher:
             for src in sources:
@@ -272,6 +287,7 @@ def _commit_once(
                 rec.meta["source_sha256"] = {src.name: digest.result()}
                 rec.meta["source_bytes"] = {src.name: nbytes}
                 recordings.append(rec)
+                fills_of.append(fills[started:])
                 offsets.append(None if src.start_s is None else round(src.start_s * 1e9))
         if not recordings:
             return result
@@ -284,6 +300,14 @@ def _commit_once(
         def check() -> None:
             for fill in fills:
                 fill.wait()
+            late = [(rec, rows) for rec, own in zip(recordings, fills_of, strict=True)
+                    if (rows := [row for fill in own for row in fill.stim_events()])]
+            for rec, rows in late:  # stim events decoded once their channels were parsed, placed as merge places them
+                rec.events = Recording(user, session, events=pl.concat(
+                    [rec.events, pl.DataFrame(rows, schema=EVENTS_SCHEMA, orient="row")])).events
+            if late:
+                merged.events = Recording(user, session, events=_merged_events(
+                    recordings, _placed(recordings, offsets))).events
             try:
                 check_writable(merged)  # the readers deferred theirs: one pass over the samples
             except SchemaError as exc:

@@ -371,8 +371,9 @@ class Store:
 
         ``fills``: producers still filling some streams' arrays; each chunk is encoded once its samples are
         final, so the producer and the encoder overlap. ``check`` then runs after every stream is written and
-        before the commit (the caller's validation of the finished samples); whatever it or a producer raises
-        removes the session, as any failure of the write does.
+        before the commit (the caller's validation of the finished samples; it may still set
+        ``recording.events``, which are written after it); whatever it or a producer raises removes the
+        session, as any failure of the write does.
 
         The documents (user, session, streams, events) and the event arrays are written in the background
         while the samples are, and all of them have been written and fsync'd before the commit; the commit
@@ -398,10 +399,8 @@ class Store:
                 "kind": "session", "state": "writing", "user_id": user, "session_id": session,
                 "meta": recording.meta, "streams": list(recording.streams), "n_events": recording.events.height,
             }
-            done = {**attrs, "state": "complete"}
             try:
                 pending.write_atomic(f"{base}/zarr.json", _group_doc(attrs))
-                pending.run(self._write_events, base, recording.events)
                 plans = [_StreamPlan.of(f"{base}/streams/{name}", s) for name, s in recording.streams.items()]
                 specs = [spec for p in plans for spec in p.array_specs(self._zstore)]
                 made, files = _in_memory(specs)
@@ -418,6 +417,8 @@ class Store:
                 ]
                 if check is not None:
                     check()
+                pending.run(self._write_events, base, recording.events)
+                done = {**attrs, "n_events": recording.events.height, "state": "complete"}
                 # The catalog rows from what was just written, still in memory (the same values
                 # _session_rows reads back from disk when a partition is rebuilt).
                 rows = _catalog_rows(user, session, done, written, recording.events)

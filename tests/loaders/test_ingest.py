@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -222,6 +223,56 @@ def test_streamed_ingest_stores_what_the_reader_returns(tmp_path: Path, small_bl
         np.testing.assert_array_equal(got.streams[name].data, s.data)
         np.testing.assert_array_equal(got.streams[name].time_ns, s.time_ns)
     assert not [t for t in threading.enumerate() if t.name == "xrdata-eeg-blocks"]
+
+
+def _assert_stored_as_read(got: xrdata.Recording, want: xrdata.Recording) -> None:
+    assert set(got.streams) == set(want.streams)
+    for name, s in want.streams.items():
+        assert got.streams[name].data.dtype == s.data.dtype, name
+        np.testing.assert_array_equal(got.streams[name].data, s.data)
+        np.testing.assert_array_equal(got.streams[name].time_ns, s.time_ns)
+    assert got.events.equals(want.events)
+
+
+@pytest.mark.parametrize("rel", ["mne-python/test.bdf", "mne-python/test_bin_raw.fif"])
+def test_stim_channels_are_streamed_and_decoded_as_the_whole_read(
+    fixtures_dir: Path, tmp_path: Path, small_blocks: list[int], rel: str
+) -> None:
+    """BioSemi's Status and Neuromag's STI channels are parsed in blocks like the others; their events,
+    decoded once the channel is in, equal the whole read's (also shifted onto a session clock)."""
+    path = fixtures_dir / rel
+    store = xrdata.open_store(tmp_path / "store")
+    ingest([path], store, "u1", session="s1")
+    assert len(small_blocks) > 5  # streamed
+    want = read(path, user_id="u1", session_id="s1")
+    assert want.events.filter(pl.col("label").str.starts_with("stim/")).height > 0
+    _assert_stored_as_read(store.read("u1", "s1"), want)
+    wav = fixtures_dir / WAV  # the EEG file second on a WAV's clock, 2.5 s after its start
+    ingest([wav, path], store, "u2", session="s2", starts_s={path.name: 2.5})
+    from xrdata.loaders.ingest import merge
+
+    both = merge([read(wav), want], [None, 2_500_000_000], "u2", "s2")
+    assert store.read("u2", "s2").events.equals(both.events)
+
+
+def test_stim_codes_float32_cannot_hold_send_the_file_to_the_whole_read(
+    tmp_path: Path, small_blocks: list[int]
+) -> None:
+    mne = pytest.importorskip("mne")
+    from xrdata.loaders import read_fif
+
+    info = mne.create_info(["Fz", "STI 014", "Cz"], 250.0, ["eeg", "stim", "eeg"])
+    data = np.random.default_rng(4).standard_normal((3, 6000)) * 1e-5
+    data[1] = 0.0
+    data[1, 1000:1010], data[1, 5000:5010] = 3, 2**25 + 1  # the large code in a late block
+    path = tmp_path / "trig_raw.fif"
+    mne.io.RawArray(data, info, verbose="error").save(path, fmt="double", verbose="error")
+    store = xrdata.open_store(tmp_path / "store")
+    ingest([path], store, "u1", session="s1")
+    got, want = store.read("u1", "s1"), read_fif(path, user_id="u1", session_id="s1")
+    assert got.streams["stim"].data.dtype == np.float64
+    assert got.events["value"].to_list() == ["3", str(2**25 + 1)]
+    _assert_stored_as_read(got, want)
 
 
 def test_streamed_ingest_falls_back_to_float64_on_overflow(tmp_path: Path, small_blocks: list[int]) -> None:
