@@ -9,10 +9,11 @@ Speed (``benchmarks/ingest_bench.py``): the hash of a file is computed in a thre
 case it is hashed first so that a duplicate is skipped without parsing it (``meta["source_bytes"]`` keeps
 the byte counts; sessions ingested before it existed make every file hash first). The readers' own schema
 check is deferred and the merged recording is checked once before the store writes it. EEG files (EDF, BDF,
-BrainVision, FIF, EEGLAB) without stim channels are parsed in time blocks by a thread
-(:class:`xrdata.loaders.eeg.BlockFill`) while the store compresses and writes the chunks already parsed; their
-recording is then checked after its arrays are written and before the session is committed (a failure removes
-the session), and a stream that turns out to need float64 makes the session be read again whole.
+BrainVision, FIF, EEGLAB) are parsed in time blocks by a thread (:class:`xrdata.loaders.eeg.BlockFill`) while
+the store compresses and writes the chunks already parsed; once parsed, their stim channels' events join the
+recording (placed on the session clock as :func:`merge` places them), which is then checked after its arrays
+are written and before the session is committed (a failure removes the session); a stream that turns out to
+need float64 makes the session be read again whole.
 """
 
 from __future__ import annotations
