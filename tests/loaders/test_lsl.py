@@ -327,6 +327,7 @@ def test_record_cli(store_dir: Path, capsys: pytest.CaptureFixture[str]) -> None
                 f"source_id={_sid('xr-eeg-cli')}",
                 "--duration",
                 "1.0",
+                "--durable",
                 "--json",
             ]
         )
