@@ -181,7 +181,7 @@ class BlockFill:
         self._raw = raw
         self._targets = [(np.asarray(rows, dtype=np.intp), out) for rows, out in targets]
         types = raw.get_channel_types()
-        # (channel name, its row of samples) of every stim channel, in the Raw's channel order
+        # (channel index, name, its row of samples) of every stim channel, in the Raw's channel order
         self._stim = sorted(((int(i), raw.ch_names[i], out[k]) for rows, out in self._targets
                              for k, i in enumerate(rows.tolist()) if types[i] == "stim"), key=lambda x: x[0])
         self._stim_rows = np.array([i for i, _, _ in self._stim], dtype=np.intp)
