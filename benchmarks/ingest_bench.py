@@ -163,8 +163,10 @@ def synthetic_eeg(seconds: float, n_ch: int = 64, fs: float = 1000.0, seed: int 
     return (np.round(uv.T.astype(np.float64) / 0.1) * 0.1e-6), names
 
 
-def write_eeg_files(work: Path, seconds: float) -> tuple[dict[str, Path], dict[str, str]]:
-    """One synthetic recording written as every EEG format mne can write here: ({fmt: path}, {fmt: why not})."""
+def write_eeg_files(work: Path, seconds: float) -> tuple[list[tuple[str, Path]], dict[str, str]]:
+    """One synthetic recording written as every EEG format mne can write here, plus a BioSemi-style BDF of it
+    with a ``Status`` trigger channel (a stim channel, as every BioSemi file has): ([(fmt, path)], {fmt: why
+    not})."""
     import mne
 
     data, names = synthetic_eeg(seconds)
@@ -174,10 +176,16 @@ def write_eeg_files(work: Path, seconds: float) -> tuple[dict[str, Path], dict[s
     onsets = np.arange(1.0, seconds - 0.5, 2.0)
     raw.set_annotations(mne.Annotations(onsets, 0.0, ["Stimulus/S  1"] * onsets.size,
                                         orig_time=raw.info["meas_date"]))
-    out: dict[str, Path] = {}
+    status = np.zeros(raw.n_times)
+    for k, at in enumerate((onsets * 1000.0).astype(np.int64)):
+        status[at : at + 20] = 1 + k % 250  # a 20 ms trigger with the code of each annotation
+    biosemi = raw.copy().add_channels(
+        [mne.io.RawArray(status[None], mne.create_info(["Status"], 1000.0, "stim"), verbose="error")],
+        force_update_info=True)
+    out: list[tuple[str, Path]] = []
     skipped: dict[str, str] = {}
-    plan = [("edf", "eeg.edf", "edfio"), ("bdf", "eeg.bdf", "edfio"), ("brainvision", "eeg.vhdr", "pybv"),
-            ("fif", "eeg_raw.fif", None), ("eeglab", "eeg.set", "eeglabio")]
+    plan = [("edf", "eeg.edf", "edfio"), ("bdf", "eeg.bdf", "edfio"), ("bdf", "eeg_status.bdf", "edfio"),
+            ("brainvision", "eeg.vhdr", "pybv"), ("fif", "eeg_raw.fif", None), ("eeglab", "eeg.set", "eeglabio")]
     for fmt, name, needs in plan:
         if needs is not None and importlib.util.find_spec(needs) is None:
             skipped[fmt] = f"no {fmt.upper()} writer: mne needs {needs} to export it (pip install {needs})"
@@ -188,8 +196,9 @@ def write_eeg_files(work: Path, seconds: float) -> tuple[dict[str, Path], dict[s
             if fmt == "fif":
                 raw.save(path, overwrite=True, verbose="error")  # float32 samples (fmt="single")
             else:
-                mne.export.export_raw(path, raw, fmt=fmt, overwrite=True, verbose="error")
-        out[fmt] = path
+                mne.export.export_raw(path, biosemi if name == "eeg_status.bdf" else raw, fmt=fmt, overwrite=True,
+                                      verbose="error")
+        out.append((fmt, path))
     return out, skipped
 
 
@@ -503,22 +512,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average {os.getloadavg()[0]:.1f}; {minutes:g}-min files, {reps} rep(s)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="xrdata-ingest-bench-", dir=args.dir))
     try:
-        inputs: dict[str, Path] = {}
+        inputs: list[tuple[str, Path]] = []
         t = time.perf_counter()
         if "xdf" in formats:
-            inputs["xdf"] = work / "synthetic.xdf"
-            write_synthetic_xdf(inputs["xdf"], minutes * 60.0, eeg_channels=64, eeg_rate=1000.0)
+            inputs.append(("xdf", work / "synthetic.xdf"))
+            write_synthetic_xdf(inputs[0][1], minutes * 60.0, eeg_channels=64, eeg_rate=1000.0)
         eeg_formats = [f for f in formats if f != "xdf"]
         if eeg_formats:
             eeg, skipped = write_eeg_files(work, minutes * 60.0)
-            inputs.update({f: p for f, p in eeg.items() if f in eeg_formats})
+            inputs += [(f, p) for f, p in eeg if f in eeg_formats]
             res["skipped"].update({f: why for f, why in skipped.items() if f in eeg_formats})
         res["generate_s"] = time.perf_counter() - t
-        print(f"generated {len(inputs)} files ({sum(input_bytes(p) for p in inputs.values()) / 1e6:.0f} MB) in "
+        print(f"generated {len(inputs)} files ({sum(input_bytes(p) for _, p in inputs) / 1e6:.0f} MB) in "
               f"{res['generate_s']:.0f} s", flush=True)
         for why in res["skipped"].items():
             print(f"  skipped {why[0]}: {why[1]}", flush=True)
-        for fmt, path in inputs.items():
+        for fmt, path in inputs:
             r = bench_file(fmt, path, work, reps)
             res["generated"].append(r)
             _print_row(r)
