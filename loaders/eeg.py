@@ -220,23 +220,23 @@ class BlockFill:
 
     def stim_events(self) -> list[tuple[int, int, str, str]]:
         """Event rows (time_ns, duration_ns, label, value) of the stim channels, as the whole read decodes them
-        (``stim_events``; [] without it); call once :meth:`wait` has returned. A channel mne cannot decode, or
+        (``stim_events``; [] without it); call once :meth:`wait` has returned. A channel mne does not decode, or
         decodes with a warning (which the whole read keeps in the recording's metadata), raises
-        :class:`WholeReadNeeded`."""
+        :class:`WholeReadNeeded`: the whole read then gives the note or the error the reader gives."""
         if not self._decode or not self._stim:
             return []
         import mne
 
         rows: list[tuple[int, int, str, str]] = []
         for _, name, values in self._stim:
-            info = mne.create_info([name], self._sfreq, ["stim"])
-            raw = mne.io.RawArray(values[None].astype(np.float64), info, first_samp=self._first_samp,
-                                  verbose="error")
             notes: list[str] = []
-            try:
+            try:  # whatever goes wrong here, the whole read decides what it means (a note, or the error)
                 with _collect_warnings(notes):
+                    info = mne.create_info([name], self._sfreq, ["stim"])
+                    raw = mne.io.RawArray(values[None].astype(np.float64), info, first_samp=self._first_samp,
+                                          verbose="error")
                     rows += _stim_rows(raw, name)
-            except ValueError as exc:
+            except Exception as exc:
                 raise WholeReadNeeded(f"{self._path}: stim channel {name!r} not decoded: {exc}") from exc
             if notes:
                 raise WholeReadNeeded(f"{self._path}: stim channel {name!r}: {notes[0]}")
