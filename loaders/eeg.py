@@ -182,8 +182,8 @@ class BlockFill:
         self._targets = [(np.asarray(rows, dtype=np.intp), out) for rows, out in targets]
         types = raw.get_channel_types()
         # (channel index, name, its row of samples) of every stim channel, in the Raw's channel order
-        self._stim = sorted(((int(i), raw.ch_names[i], out[k]) for rows, out in self._targets
-                             for k, i in enumerate(rows.tolist()) if types[i] == "stim"), key=lambda x: x[0])
+        self._stim = [(int(i), raw.ch_names[i], out[k]) for rows, out in self._targets  # (one "stim" target)
+                      for k, i in enumerate(rows.tolist()) if types[i] == "stim"]
         self._stim_rows = np.array([i for i, _, _ in self._stim], dtype=np.intp)
         self._decode = stim_events
         self._sfreq, self._first_samp = float(raw.info["sfreq"]), int(raw.first_samp)

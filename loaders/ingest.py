@@ -292,7 +292,8 @@ def _commit_once(
                 offsets.append(None if src.start_s is None else round(src.start_s * 1e9))
         if not recordings:
             return result
-        merged = merge(recordings, offsets, user, session)
+        placed = _placed(recordings, offsets)  # (the late stim events below are placed the same way)
+        merged = merge(recordings, placed, user, session)
         if not merged.streams and not merged.events.height:
             names = ", ".join(s.name for s in sources if s.shown not in result.skipped)
             raise LoaderError(f"{names}: no streams and no events: nothing to ingest (an empty or truncated "
@@ -307,8 +308,7 @@ def _commit_once(
                 rec.events = Recording(user, session, events=pl.concat(
                     [rec.events, pl.DataFrame(rows, schema=EVENTS_SCHEMA, orient="row")])).events
             if late:
-                merged.events = Recording(user, session, events=_merged_events(
-                    recordings, _placed(recordings, offsets))).events
+                merged.events = Recording(user, session, events=_merged_events(recordings, placed)).events
             try:
                 check_writable(merged)  # the readers deferred theirs: one pass over the samples
             except SchemaError as exc:

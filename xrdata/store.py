@@ -375,8 +375,8 @@ class Store:
         ``recording.events``, which are written after it); whatever it or a producer raises removes the
         session, as any failure of the write does.
 
-        The documents (user, session, streams, events) and the event arrays are written in the background
-        while the samples are, and all of them have been written and fsync'd before the commit; the commit
+        The documents (user, session, streams) are written in the background while the samples are, the events
+        once ``check`` has run, and all of them have been written and fsync'd before the commit; the commit
         document and the catalog partition are then fsync'd together and replaced in that order.
         """
         self._require_writable()
