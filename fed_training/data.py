@@ -104,7 +104,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_VERSION", "EEG_SITES", "GAZE_CHANNELS", "SPLITS", "ClientData", "cache_dir", "concat",
-    "discover_tasks", "load_client", "load_clients", "to_tensors",
+    "discover_tasks", "load_client", "load_clients", "to_tensors", "user_devices",
 ]
 
 log = logging.getLogger("xrdata.fed_training")
@@ -276,6 +276,15 @@ def to_tensors(
 
 
 # --- task discovery -------------------------------------------------------------------------------------
+
+
+def user_devices(catalog: pl.DataFrame) -> dict[str, str]:
+    """Each user's device (the ``device`` of most of its catalog rows; ties: the first name in sort order)
+    from catalog rows with ``user`` and ``device`` columns; users without a recorded device are left out."""
+    counts = (catalog.filter(pl.col("device").is_not_null()).group_by("user", "device").len()
+              .sort(["user", "len", "device"], descending=[False, True, False]))
+    first = counts.unique("user", keep="first", maintain_order=True)
+    return {r["user"]: r["device"] for r in first.iter_rows(named=True)}
 
 
 def discover_tasks(store: Store | str | os.PathLike[str], cfg: DataConfig) -> list[TaskSpec]:

@@ -40,7 +40,7 @@ server -> client       ``query``: ``{}``; calibration: ``"arrays"`` (the reporte
                        DataConfig; ``steps``, ``seed``, ``batch-size``, ``lr``, ``weight-decay``,
                        ``train-groups``, ``prox-mu``, ``time-s``, ``keep-opt-state``, ``logit-adjust``,
                        ``compression``, ``topk-frac``, ``device``, ``server-round``)
-client -> server       ``query``: ``"client"`` ConfigRecord ``{user, windows}``; calibration: also ``"stats"``
+client -> server       ``query``: ``"client"`` ConfigRecord ``{user, windows, device}``; calibration: also ``"stats"``
                        ArrayRecord (``<task>/<class>/n``, ``/sum``, ``/outer``: float64). ``train``: ``"delta"``
                        ArrayRecord (float32 delta / int8 codes / top-k values), ``"delta-scale"`` (int8: float32
                        scale per tensor) or ``"delta-index"`` (top-k: int32 flat indices), ``"weights"``
@@ -65,12 +65,16 @@ Each SuperNode holds one user's partition: ``flower-supernode --node-config "sto
 user='u003'"`` (a node config ``store`` overrides the run config's; without ``user`` the node takes the
 ``partition-id``-th of the store's sorted users, which is what Flower's simulation gives). The client reads
 only that user's windows (:func:`~xrdata.fed_training.data.load_client`, split ``train``); users without
-training windows answer the query with 0 windows and are never sampled. The server writes
-``federated.safetensors``, ``history.json``, ``config.json``, ``tasks.json`` and checkpoints into ``out``.
+training windows answer the query with 0 windows and are never sampled. Each node also reports its device
+preset (node config ``device``, else its user's catalog rows), from which the server takes the client's device
+profile (step budget, energy), as the in-process engine does. The server writes ``federated.safetensors``,
+``history.json``, ``config.json``, ``tasks.json`` and checkpoints into ``out``; ``xrdata evaluate --run out``
+evaluates it.
 
-Checked with ``flwr run . local`` (Flower 1.41's managed local SuperLink in simulation mode, a connection with
-``options.num-supernodes`` = the store's user count, here 6 users of the ``quickstart`` cohort): the run
-trains the same clients with the same losses and bytes as ``xrdata train`` with the in-process engine.
+``tests/fed_training/test_flower_deployment.py`` runs this on loopback with Flower's Deployment Runtime (a
+``flower-superlink``, one ``flower-supernode`` process per user, ``flwr run`` of such a project): the run trains
+the same clients for the same steps, with the same bytes and losses (up to float rounding), as ``xrdata train``
+with the in-process engine.
 """
 
 from __future__ import annotations
@@ -310,6 +314,22 @@ class _Source:
         users: list[str] = _cached(("users", url), lambda: sorted(open_store(url, "r").users()))
         return users
 
+    def device(self, context: Context, user: str) -> str:
+        """The node's device preset (node config ``device``, else the one of most of the user's catalog rows in
+        its store; "" when unknown): the server's device profile of this client (budget, energy)."""
+        given = context.node_config.get("device")
+        if isinstance(given, str) and given:
+            return given
+        if self.ref is not None:
+            return ""
+        from xrdata.fed_training.data import user_devices
+        from xrdata.store import open_store
+
+        url = self._store_url(context)
+        found: str = _cached(("device", url, user), lambda: user_devices(
+            open_store(url, "r").catalog([user]).select("user", "device").collect()).get(user, ""))
+        return found
+
     def data(self, context: Context, user: str, setup_json: str | None) -> ClientData:
         if self.ref is not None:
             import ray
@@ -375,7 +395,8 @@ class _Client:
         conf = msg.content.config_records["config"] if "config" in msg.content else ConfigRecord()
         setup = conf.get("setup")
         data = self.source.data(context, user, setup if isinstance(setup, str) else None)
-        content = RecordDict({"client": ConfigRecord({"user": user, "windows": len(data)})})
+        content = RecordDict({"client": ConfigRecord({"user": user, "windows": len(data),
+                                                      "device": self.source.device(context, user)})})
         if conf.get("calibrate") and isinstance(setup, str):
             model, spec = _model_for(setup)
             stats = class_stats(model, record_to_params(msg.content.array_records["arrays"]), data,
@@ -686,9 +707,9 @@ class XRDataStrategy(Strategy):
         return FedResult(params, self.history, self.comm, self.energy, eps, None, self.calibration)
 
 
-def discover_clients(grid: Grid, min_nodes: int, timeout_s: float = 600.0) -> dict[str, int]:
-    """Wait for ``min_nodes`` nodes, ask each which client it is (``query``); client id -> node id of the
-    nodes that hold training windows."""
+def discover_clients(grid: Grid, min_nodes: int, timeout_s: float = 600.0) -> tuple[dict[str, int], dict[str, str]]:
+    """Wait for ``min_nodes`` nodes, ask each which client it is (``query``). Returns client id -> node id of the
+    nodes that hold training windows, and client id -> the device preset the node reported (where known)."""
     t0 = time.perf_counter()
     nodes: list[int] = []
     while len(nodes) < min_nodes:
@@ -699,6 +720,7 @@ def discover_clients(grid: Grid, min_nodes: int, timeout_s: float = 600.0) -> di
     messages = [Message(RecordDict({"config": ConfigRecord()}), dst_node_id=n, message_type=MessageType.QUERY)
                 for n in nodes]
     node_of: dict[str, int] = {}
+    devices: dict[str, str] = {}
     for msg in grid.send_and_receive(messages, timeout=timeout_s):
         if msg.has_error():
             raise FlowerClientError(f"node {msg.metadata.src_node_id} failed the query: {msg.error.reason}")
@@ -708,7 +730,9 @@ def discover_clients(grid: Grid, min_nodes: int, timeout_s: float = 600.0) -> di
             raise ValidationError(f"two Flower nodes claim to be client {user!r}")
         if _number(rec, "windows") > 0:
             node_of[user] = msg.metadata.src_node_id
-    return node_of
+            if rec.get("device"):
+                devices[user] = str(rec["device"])
+    return node_of, devices
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -824,7 +848,7 @@ def run_flower(
 
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
-        node_of = discover_clients(grid, len(names))
+        node_of, _ = discover_clients(grid, len(names))
         strategy = XRDataStrategy(cfg, params, node_of, setup, devices=devices, checkpoint_dir=checkpoint_dir,
                                   resume=resume, on_round=on_round, on_updates=on_updates, progress=progress)
         holder["strategy"] = strategy
@@ -882,10 +906,11 @@ def _deployed_server(grid: Grid, context: Context) -> None:
     mods = [MODALITIES[m] for m in cfg.data.modalities]
     model = build_model(cfg, (mods, tasks))
     out = Path(str(rc.get("out", "xrdata-flower-run")))
-    node_of = discover_clients(grid, int(_number({"min-nodes": 2, **rc}, "min-nodes")))
+    node_of, devices = discover_clients(grid, int(_number({"min-nodes": 2, **rc}, "min-nodes")))
     strategy = XRDataStrategy(cfg, get_params(model), node_of, Setup(model.cfg, tuple(mods), tuple(tasks),
                                                                         tuple(tasks), cfg.data),
-                              checkpoint_dir=out / "checkpoints" / "federated", tolerate_failures=True)
+                              devices=devices, checkpoint_dir=out / "checkpoints" / "federated",
+                              tolerate_failures=True)
     strategy.start(grid, params_to_record(strategy.params), num_rounds=strategy.rounds_left,
                    evaluate_fn=strategy.evaluate)
     if cfg.fed.calibrate_heads:

@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import torch
 
 from xrdata.errors import NotFoundError, ValidationError
 from xrdata.fed_training.config import MODALITIES, ModalitySpec, TaskSpec, TrainConfig
-from xrdata.fed_training.data import ClientData, concat, discover_tasks, load_clients
+from xrdata.fed_training.data import ClientData, concat, discover_tasks, load_clients, user_devices
 from xrdata.fed_training.engine import FedResult, run_federated
 from xrdata.fed_training.local import fit, get_params, set_params
 from xrdata.fed_training.model import M3T
@@ -82,8 +81,7 @@ def load_cohort(store: Store | str | os.PathLike[str], cfg: TrainConfig, *, work
     loaded = load_clients(st, all_users, cfg.data, tasks, workers=workers, progress=progress)
     cat = st.catalog(all_users).select("user", "session", "device", "stream", "utc_anchor").collect()
     anchors = {(r["user"], r["session"]): r["utc_anchor"] for r in cat.iter_rows(named=True)}
-    devices = {r["user"]: r["device"] for r in cat.group_by("user").agg(pl.col("device").mode().first())
-               .iter_rows(named=True)}
+    devices = user_devices(cat)
     device_modalities: dict[str, set[str]] = {}
     for r in cat.iter_rows(named=True):
         device_modalities.setdefault(r["device"], set()).add(r["stream"])

@@ -18,6 +18,7 @@ from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=50)
 settings.register_profile("dev", deadline=None, max_examples=30)
+settings.register_profile("deep", deadline=None, max_examples=400)  # bug hunts: --hypothesis-profile=deep
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,6 +27,7 @@ from xrdata.fed_training.data import (
     load_client,
     load_clients,
     to_tensors,
+    user_devices,
 )
 from xrdata.synth import config_from_preset, generate, read_ground_truth
 from xrdata.synth.timeline import LABELS
@@ -81,6 +82,13 @@ def fake(n: int) -> ClientData:
 
 
 # --- tasks ----------------------------------------------------------------------------------------------
+
+
+def test_user_devices_takes_the_most_common_device_with_a_stable_tie_break() -> None:
+    cat = pl.DataFrame({"user": ["a", "a", "a", "b", "b", "c", "d"],
+                        "device": ["quest_3", "quest_pro", "quest_pro", "vision_pro", "hololens_2", None, "aria"]})
+    assert user_devices(cat) == {"a": "quest_pro", "b": "hololens_2", "d": "aria"}
+    assert user_devices(cat.reverse()) == user_devices(cat)
 
 
 def test_discover_tasks_uses_the_known_class_lists_and_finds_qoe(store_path: Path, tasks: list[TaskSpec]) -> None:
