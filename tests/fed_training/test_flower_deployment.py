@@ -151,13 +151,16 @@ min-nodes = {len(users)}
     yield {"root": root, "store": store, "users": users, "ref": ref, "wall_s": wall}
 
 
-def _rounds(folder: Path) -> list[dict[str, Any]]:
-    rounds: list[dict[str, Any]] = json.loads((folder / "history.json").read_text())["rounds"]
-    return rounds
+def _history(folder: Path) -> dict[str, Any]:
+    history: dict[str, Any] = json.loads((folder / "history.json").read_text())
+    return history
 
 
 def test_deployed_run_trains_like_the_in_process_engine(deployed: dict[str, Any]) -> None:
-    got, ref = _rounds(deployed["root"] / "deployed"), _rounds(deployed["root"] / "inprocess")
+    got_h, ref_h = _history(deployed["root"] / "deployed"), _history(deployed["root"] / "inprocess")
+    assert got_h["comm"] == ref_h["comm"]
+    assert got_h["energy_j"] == pytest.approx(ref_h["energy_j"])  # per device profile: the nodes' devices
+    got, ref = got_h["rounds"], ref_h["rounds"]
     assert len(got) == len(ref) == RUN["fed"]["rounds"]
     for g, r in zip(got, ref, strict=True):
         assert g["participants"] == r["participants"] and len(g["participants"]) >= 2
