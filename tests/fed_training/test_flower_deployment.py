@@ -3,8 +3,9 @@ separate process holding only its user's partition, as on a headset or a lab mac
 ``flwr run`` from a Flower App project that names ``app_server`` / ``app_client`` (the layout the
 ``xrdata.fed_training.flower`` docstring gives). The deployed run must train the same clients for the same
 steps, with the same bytes and (up to float rounding) the same losses as the in-process engine on the same
-store, and its run folder must evaluate with ``xrdata evaluate``. About a minute on 2 cores: every message
-runs in a fresh ClientApp process that imports torch.
+store (int8 uplink, and AdamW state kept on the nodes between rounds: a node's ``Context.state`` must survive
+its ClientApp processes), and its run folder must evaluate with ``xrdata evaluate``. About 100 s on 2 cores:
+every message runs in a fresh ClientApp process that imports torch.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ pytestmark = pytest.mark.skipif(tuple(int(p) for p in flwr.__version__.split("."
                                 reason="the loopback deployment uses the HTTP SuperLink of flwr >= 1.42 (--port)")
 
 RUN = {"preset": "quickstart", "baselines": [],
-       "fed": {"rounds": 2, "local_steps": 3, "tail_rounds": 1, "availability": 1.0}}
+       "fed": {"rounds": 2, "local_steps": 3, "tail_rounds": 1, "availability": 1.0, "compression": "int8",
+               "optimizer_state": "keep"}}
 
 
 def _free_port() -> int:
