@@ -60,6 +60,7 @@ project names them in its ``pyproject.toml``::
     preset = "quickstart"      # train preset (or config = "run.json", a load_config file)
     out = "xrdata-flower-run"  # the server writes federated.safetensors, history.json, tasks.json here
     min-nodes = 2              # clients the server waits for before round 1
+    resume = false             # true: continue from the last checkpoint in out (optimizer_state "reset" only)
 
 Each SuperNode holds one user's partition: ``flower-supernode --node-config "store='/data/xr-store'
 user='u003'"`` (a node config ``store`` overrides the run config's; without ``user`` the node takes the
@@ -72,9 +73,10 @@ profile (step budget, energy), as the in-process engine does. The server writes 
 evaluates it.
 
 ``tests/fed_training/test_flower_deployment.py`` runs this on loopback with Flower's Deployment Runtime (a
-``flower-superlink``, one ``flower-supernode`` process per user, ``flwr run`` of such a project): the run trains
-the same clients for the same steps, with the same bytes and losses (up to float rounding), as ``xrdata train``
-with the in-process engine.
+``flower-superlink``, one ``flower-supernode`` process per user, ``flwr run`` of such a project, stopped with
+``flwr stop`` after round 1 and resumed with ``--run-config "resume=true"``): the run trains the same clients for
+the same steps, with the same bytes and losses (up to float rounding), as ``xrdata train`` with the in-process
+engine.
 """
 
 from __future__ import annotations
@@ -910,9 +912,10 @@ def _deployed_server(grid: Grid, context: Context) -> None:
     strategy = XRDataStrategy(cfg, get_params(model), node_of, Setup(model.cfg, tuple(mods), tuple(tasks),
                                                                         tuple(tasks), cfg.data),
                               devices=devices, checkpoint_dir=out / "checkpoints" / "federated",
-                              tolerate_failures=True)
-    strategy.start(grid, params_to_record(strategy.params), num_rounds=strategy.rounds_left,
-                   evaluate_fn=strategy.evaluate)
+                              resume=bool(rc.get("resume", False)), tolerate_failures=True)
+    if strategy.rounds_left:
+        strategy.start(grid, params_to_record(strategy.params), num_rounds=strategy.rounds_left,
+                       evaluate_fn=strategy.evaluate)
     if cfg.fed.calibrate_heads:
         strategy.calibrate(grid)
     res = strategy.result()

@@ -1,11 +1,11 @@
 """The trainer under Flower's Deployment Runtime, on loopback: one SuperLink, one SuperNode per user (each a
 separate process holding only its user's partition, as on a headset or a lab machine), the run submitted with
 ``flwr run`` from a Flower App project that names ``app_server`` / ``app_client`` (the layout the
-``xrdata.fed_training.flower`` docstring gives). The deployed run must train the same clients for the same
-steps, with the same bytes and (up to float rounding) the same losses as the in-process engine on the same
-store (int8 uplink, and AdamW state kept on the nodes between rounds: a node's ``Context.state`` must survive
-its ClientApp processes), and its run folder must evaluate with ``xrdata evaluate``. About 100 s on 2 cores:
-every message runs in a fresh ClientApp process that imports torch.
+``xrdata.fed_training.flower`` docstring gives). The run is stopped (``flwr stop``) once its first round's
+checkpoint is written and resumed by a second ``flwr run`` with ``resume=true``. The result must be the run
+the in-process engine trains on the same store: the same clients, steps and bytes per round, the same energy
+per device profile and (up to float rounding) the same losses; and the run folder must evaluate with
+``xrdata evaluate``. About 100 s on 2 cores: every message runs in a fresh ClientApp process that imports torch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,7 @@ pytestmark = pytest.mark.skipif(tuple(int(p) for p in flwr.__version__.split("."
                                 reason="the loopback deployment uses the HTTP SuperLink of flwr >= 1.42 (--port)")
 
 RUN = {"preset": "quickstart", "baselines": [],
-       "fed": {"rounds": 2, "local_steps": 3, "tail_rounds": 1, "availability": 1.0, "compression": "int8",
-               "optimizer_state": "keep"}}
+       "fed": {"rounds": 3, "local_steps": 3, "tail_rounds": 1, "availability": 1.0, "compression": "int8"}}
 
 
 def _free_port() -> int:
@@ -47,15 +46,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _listening(port: int, timeout_s: float = 60.0) -> bool:
+def _wait(ready: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
-            return True
-        except OSError:
-            time.sleep(0.2)
-    return False
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+        return True
+    except OSError:
+        return False
 
 
 def _log_tails(root: Path) -> str:
@@ -108,6 +113,7 @@ store = "{store}"
 config = "{root / 'run.json'}"
 out = "{root / 'deployed'}"
 min-nodes = {len(users)}
+resume = false
 """)
     port = _free_port()
     home = root / "flwr-home"
@@ -126,18 +132,37 @@ min-nodes = {len(users)}
 
     try:
         start("superlink", _tool("flower-superlink"), "--insecure", "--port", str(port))
-        if not _listening(port):
+        if not _wait(lambda: _listening(port), 60):
             pytest.fail(f"the SuperLink did not listen on port {port} within 60 s:\n{_log_tails(root)}")
         for u in users:  # one node per user, each told which partition is its own
             start(f"node-{u}", _tool("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{port}",
                   "--port", str(_free_port()), "--node-config", f"store='{store}' user='{u}'")
-        t0 = time.perf_counter()
-        done = subprocess.run([_tool("flwr"), "run", str(app), "loopback", "--stream"], env=env, cwd=root,
-                              capture_output=True, timeout=600)
-        wall = time.perf_counter() - t0
-        if done.returncode != 0 or not (root / "deployed" / "history.json").exists():
+
+        def flwr(*args: str) -> str:
+            done = subprocess.run([_tool("flwr"), *args], env=env, cwd=root, capture_output=True, timeout=600)
             out = (done.stdout + done.stderr).decode(errors="replace")
-            pytest.fail(f"flwr run failed (rc {done.returncode}):\n{out[-3000:]}\n{_log_tails(root)}")
+            if done.returncode != 0:
+                pytest.fail(f"flwr {' '.join(args)} failed (rc {done.returncode}):\n{out[-3000:]}\n{_log_tails(root)}")
+            return done.stdout.decode(errors="replace")
+
+        t0 = time.perf_counter()
+        run_id = str(json.loads(flwr("run", str(app), "loopback", "--format", "json"))["run-id"])
+        first = root / "deployed" / "checkpoints" / "federated" / "round-0001.safetensors"
+        if not _wait(first.exists, 300):
+            pytest.fail(f"no checkpoint of round 1 within 300 s:\n{_log_tails(root)}")
+        flwr("stop", run_id, "loopback")
+
+        def stopped() -> bool:
+            runs = json.loads(flwr("ls", "loopback", "--run-id", run_id, "--format", "json"))["runs"]
+            return bool(runs) and str(runs[0]["status"]).startswith("finished")
+
+        if not _wait(stopped, 120):
+            pytest.fail(f"run {run_id} did not stop within 120 s:\n{_log_tails(root)}")
+        interrupted = not (root / "deployed" / "history.json").exists()
+        flwr("run", str(app), "loopback", "--stream", "--run-config", "resume=true")
+        wall = time.perf_counter() - t0
+        if not (root / "deployed" / "history.json").exists():
+            pytest.fail(f"the resumed run wrote no history.json:\n{_log_tails(root)}")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -150,7 +175,7 @@ min-nodes = {len(users)}
         for log in logs:
             log.close()
     ref = train(store, load_config(root / "run.json"), root / "inprocess", evaluate=False)
-    yield {"root": root, "store": store, "users": users, "ref": ref, "wall_s": wall}
+    yield {"root": root, "store": store, "users": users, "ref": ref, "wall_s": wall, "interrupted": interrupted}
 
 
 def _history(folder: Path) -> dict[str, Any]:
@@ -158,7 +183,8 @@ def _history(folder: Path) -> dict[str, Any]:
     return history
 
 
-def test_deployed_run_trains_like_the_in_process_engine(deployed: dict[str, Any]) -> None:
+def test_stopped_and_resumed_deployed_run_trains_like_the_in_process_engine(deployed: dict[str, Any]) -> None:
+    assert deployed["interrupted"]  # the first run was stopped before it finished
     got_h, ref_h = _history(deployed["root"] / "deployed"), _history(deployed["root"] / "inprocess")
     assert got_h["comm"] == ref_h["comm"]
     assert got_h["energy_j"] == pytest.approx(ref_h["energy_j"])  # per device profile: the nodes' devices
