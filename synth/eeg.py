@@ -47,6 +47,7 @@ import logging
 import math
 import re
 import zlib
+from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -179,23 +180,28 @@ class _Gains:
         self.kt = np.array(kt) if kt else np.array([0.0])
         self.kv = np.array(kv) if kv else default[None, :]
         self.kv_t = np.ascontiguousarray(self.kv.T, dtype=np.float32)  # (sources, knots)
+        # a block's lookups go through bisect on lists: numpy's per-call cost was most of this class's time
+        self._kt = self.kt.tolist()
+        self._flat = [True, *np.all(self.kv[1:] == self.kv[:-1], axis=1).tolist(), True]  # knots i-1, i equal
 
     def at(self, a: int, b: int, fs: float) -> np.ndarray:
         """Gains for samples [a, b): (S,) when constant over the block, else (S, b - a)."""
-        ta, tb = a / fs, (b - 1) / fs
-        i, j = np.searchsorted(self.kt, [ta, tb], side="right")
-        if i == j and (i in (0, self.kt.size) or np.array_equal(self.kv[i - 1], self.kv[i])):
+        i, j = bisect_right(self._kt, a / fs), bisect_right(self._kt, (b - 1) / fs)
+        if i == j and self._flat[i]:
             return np.asarray(self.kv[min(max(i - 1, 0), self.kt.size - 1)], dtype=np.float64)
-        # np.interp of every source at once: one search, then one blend per knot interval the block spans
+        # np.interp of every source at once, one blend per knot interval the block spans; knots i..j-1 lie
+        # inside the block, and the interval index steps up at the first sample at or after each
         t = np.arange(a, b) / fs
-        k = np.clip(np.searchsorted(self.kt, t, side="right"), 1, self.kt.size - 1)
-        t0, t1 = self.kt[k - 1], self.kt[k]
-        w = np.clip((t - t0) / np.maximum(t1 - t0, 1e-12), 0.0, 1.0).astype(np.float32)
+        cuts = [0, *np.searchsorted(t, self.kt[i:j], side="left").tolist(), b - a]
         out = np.empty((self.kv_t.shape[0], b - a), np.float32)
-        cuts = [0, *(np.flatnonzero(np.diff(k)) + 1), b - a]
-        for i0, i1 in pairwise(cuts):
-            v0, v1 = self.kv_t[:, k[i0] - 1, None], self.kv_t[:, k[i0], None]
-            out[:, i0:i1] = v0 + (v1 - v0) * w[i0:i1]
+        last = self.kt.size - 1
+        for m, (i0, i1) in enumerate(pairwise(cuts)):
+            if i1 > i0:
+                k = min(max(i + m, 1), last)
+                t0, t1 = self.kt[k - 1], self.kt[k]
+                w = np.clip((t[i0:i1] - t0) / max(t1 - t0, 1e-12), 0.0, 1.0).astype(np.float32)
+                v0, v1 = self.kv_t[:, k - 1, None], self.kv_t[:, k, None]
+                out[:, i0:i1] = v0 + (v1 - v0) * w
         return out
 
 
@@ -208,13 +214,17 @@ def _interval_envelope(
         iv = np.clip(np.round(np.asarray(intervals_ns, dtype=np.float64) / 1e9 * fs).astype(np.int64), 0, n)
         np.add.at(env, iv[:, 0], weights)
         np.add.at(env, iv[:, 1], -weights)
-    env = np.cumsum(env)[:n]
+    np.cumsum(env, out=env)
     k = max(1, round(smooth_s * fs))
-    c = np.concatenate([[0.0], np.cumsum(env)])
-    ahead = np.full(n, c[n])  # c[min(i + k, n)]
-    ahead[: max(0, n - k + 1)] = c[k:]
-    sm = (ahead - c[:n]) / k
-    return np.maximum(sm, 0.0).astype(np.float32)
+    c = np.empty(n + 1)
+    c[0] = 0.0
+    np.cumsum(env[:n], out=c[1:])
+    sm = np.empty(n)  # (c[min(i + k, n)] - c[i]) / k, in place
+    m = max(0, n - k + 1)
+    np.subtract(c[k:], c[:m], out=sm[:m])
+    np.subtract(c[n], c[m:n], out=sm[m:])
+    sm /= k
+    return np.maximum(sm, 0.0, out=sm).astype(np.float32)
 
 
 def _blink_track(blinks_ns: np.ndarray, n: int, fs: float, amp_uv: float, rng: np.random.Generator) -> np.ndarray:
@@ -407,18 +417,21 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
             w_burst = np.concatenate([rng.lognormal(0, 0.3, len(ctx.muscle)), np.full(len(speech_iv), 0.35)])
             emg_env = _interval_envelope(muscle, n, fs, w_burst)
         if len(ctx.blinks):
-            extra.append((w_blink[:, None], _blink_track(ctx.blinks, n, fs, u["blink_uv"], rng)[None, :]))
+            extra.append((w_blink[:, None].astype(np.float32),
+                          _blink_track(ctx.blinks, n, fs, u["blink_uv"], rng)[None, :]))
         shifts = np.asarray(ctx.gaze_shifts, dtype=np.float64).reshape(-1, 3)
         if len(shifts):  # gaze to the right (negative yaw) -> F8 positive; up -> Fp positive
             eog = np.stack([_eog_steps(shifts[:, 0], -shifts[:, 1], n, fs, tau),
                             _eog_steps(shifts[:, 0], shifts[:, 2], n, fs, tau)])
-            extra.append((np.stack([w_heog, w_veog], axis=1), eog))
+            extra.append((np.stack([w_heog, w_veog], axis=1).astype(np.float32), eog))
 
     # --- assemble block by block: (sources x block), then one matrix product per block, written as samples
     # x channels, with BLAS pinned to one thread (~8x faster than einsum).
     data = np.empty((n, nch), np.float32)
     chunk = 4096
     lines, period = _line_rows(float(traits.line_hz), fs, n, chunk) if line_on else (None, 1)
+    w_gait32 = w_gait[:, None].astype(np.float32)
+    w_line32 = w_line[:, : len(lines) if lines is not None else 0].astype(np.float32)
     with _one_blas_thread():
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
@@ -451,12 +464,12 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
             if np.any(gait_g):
                 ph = 2 * np.pi * 1.9 * np.arange(a, b) / fs + gait_phase
                 rows.append(((np.sin(ph) + 0.4 * np.sin(2 * ph)) * gait_g).astype(np.float32)[None, :])
-                mats.append(w_gait[:, None])
+                mats.append(w_gait32)
             if lines is not None:
                 rows.append(lines[:, a % period : a % period + b - a])
-                mats.append(w_line[:, : lines.shape[0]])
+                mats.append(w_line32)
             R = np.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
-            Wc = np.hstack(mats).astype(np.float32)
+            Wc = np.hstack(mats)  # all float32
             np.matmul(R.T, Wc.T, out=data[a:b])
 
     meta: dict[str, Any] = {
