@@ -170,9 +170,7 @@ def _nbytes(rec: Recording, names: tuple[str, ...]) -> int:
 
 
 def run(minutes: float, reps: int, seed: int, work: Path, profile: set[str] | None) -> dict[str, Any]:
-    # the allocator setting of a synth worker: freed session arrays are reused, not mapped and faulted in anew
-    out: dict[str, Any] = {"minutes": minutes, "reps": reps, "seed": seed, "devices": {},
-                           "reuse_freed_memory": GEN.reuse_freed_memory()}
+    out: dict[str, Any] = {"minutes": minutes, "reps": reps, "seed": seed, "devices": {}}
     med = statistics.median
     # warm-up: imports (scipy.signal alone takes seconds), caches and first-touch allocations, untimed
     GEN.generate_session(_plan("quest_pro", 0.5, seed + 1), seed)

@@ -56,6 +56,7 @@ import numpy as np
 from xrdata.errors import require
 from xrdata.model import Stream
 from xrdata.synth.audio import gaussian_noise, sample_times_ns
+from xrdata.synth.buffers import reusable_empty
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
 
 __all__ = ["DEPTH_KINDS", "generate_depth", "intrinsics"]
@@ -483,7 +484,7 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
             fly_u = rng.random(pool_n, dtype=np.float32)
             mix_a, mix_b = (np.where(fly_u < pf, np.float32(0.15) + np.float32(0.7) * fly_u / pf, np.float32(-1))
                             for pf in (np.float32(0.6), np.float32(0.35)))
-    data = np.zeros((n_frames, H, W), np.uint16)
+    data = reusable_empty("depth", (n_frames, H, W), np.uint16)  # every pixel is written below
     flat = data.reshape(n_frames, HW)
     p_b = np.empty((batch * HW, packed.shape[1]), np.float32)
     finish = _compiled(_finish_frames)

@@ -59,6 +59,7 @@ from threadpoolctl import ThreadpoolController
 
 from xrdata.model import Stream
 from xrdata.synth.audio import ColoredNoise, plan_speech, sample_times_ns
+from xrdata.synth.buffers import reusable_empty
 from xrdata.synth.types import Context, ModalityOutput, SensorSpec, SessionPlan
 
 __all__ = ["MONTAGES", "channel_names", "electrode_positions", "generate_eeg"]
@@ -427,7 +428,7 @@ def generate_eeg(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generator
 
     # --- assemble block by block: (sources x block), then one matrix product per block, written as samples
     # x channels, with BLAS pinned to one thread (~8x faster than einsum).
-    data = np.empty((n, nch), np.float32)
+    data = reusable_empty("eeg", (n, nch), np.float32)  # every sample is written below
     chunk = 4096
     lines, period = _line_rows(float(traits.line_hz), fs, n, chunk) if line_on else (None, 1)
     w_gait32 = w_gait[:, None].astype(np.float32)

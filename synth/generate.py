@@ -67,6 +67,7 @@ import polars as pl
 
 from xrdata.errors import SessionExistsError, StoreError, ValidationError, require
 from xrdata.model import EVENTS_SCHEMA, Recording, Stream
+from xrdata.synth.buffers import release
 from xrdata.synth.devices import STREAM_MODALITY
 from xrdata.synth.population import session_seed
 from xrdata.synth.presets import STREAMS, SynthConfig
@@ -77,8 +78,7 @@ if TYPE_CHECKING:
     from xrdata.store import Store
     from xrdata.synth.timeline import UserPlan
 
-__all__ = ["ORDER", "TABLES", "GenerateResult", "generate", "generate_session", "read_ground_truth",
-           "reuse_freed_memory"]
+__all__ = ["ORDER", "TABLES", "GenerateResult", "generate", "generate_session", "read_ground_truth"]
 
 log = logging.getLogger("xrdata.synth")
 
@@ -428,29 +428,6 @@ def _write_truth(url: str, uid: str, tables: dict[str, list[dict[str, Any]]]) ->
         b.write_atomic(f"{_GROUND_TRUTH}/{table}/user={uid}/part-0.parquet", buf.getvalue())
 
 
-def reuse_freed_memory() -> bool:
-    """Make this process's allocator keep the memory it frees and reuse it (glibc; elsewhere a no-op).
-
-    A session's large arrays (depth frames: 1.8 GB per 10 minutes at 30 fps, 256 x 192) exceed glibc's mmap
-    threshold (at most 32 MB), so every session's are mapped afresh and each page is faulted in and zeroed
-    by the kernel again: ~0.1 s per 1.8 GB on a quiet machine, 3-5 s on a virtual machine whose host took the
-    freed pages back, three times the depth generator's own work. A process that generates session after
-    session of similar sizes should keep them instead: after this call, blocks up to 2 GiB come from the
-    heap, which is never trimmed. Resident memory then stays at the largest session's, which a worker needs
-    anyway. ``generate``'s worker processes and ``xrdata synth`` call it; a library caller may. Returns
-    whether the allocator took both settings.
-    """
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return False
-
-    m_trim_threshold, m_mmap_threshold, limit = -1, -3, 2**31 - 1  # malloc.h; mallopt takes an int
-    libc = ctypes.CDLL(None)
-    return bool(libc.mallopt(m_mmap_threshold, limit)) and bool(libc.mallopt(m_trim_threshold, limit))
-
-
 def _generate_user(config: SynthConfig, uid: str, url: str, if_exists: str) -> dict[str, Any]:
     """Plan, generate and write one user (runs in a worker process); returns a summary."""
     from xrdata.store import open_store
@@ -603,7 +580,7 @@ def _run(config: SynthConfig, todo: list[str], url: str, workers: int | None, pr
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         ctx = multiprocessing.get_context("spawn")  # polars and zarr hold threads: never fork them
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=reuse_freed_memory) as pool:
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
             futures = [pool.submit(_generate_user, config, uid, url, if_exists) for uid in todo]
             try:
                 for fut in as_completed(futures):
@@ -617,6 +594,7 @@ def _run(config: SynthConfig, todo: list[str], url: str, workers: int | None, pr
         return out
     finally:
         bar.close()
+        release()  # the sessions' buffers generated in this process (workers=1, Dask's local schedulers)
 
 
 def read_ground_truth(store: Store | str | os.PathLike[str], table: str,

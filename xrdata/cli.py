@@ -293,9 +293,7 @@ def cmd_export_bids(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from xrdata.synth import config_from_preset, generate
-    from xrdata.synth.generate import reuse_freed_memory
 
-    reuse_freed_memory()  # this process only generates (with --workers 1, in itself)
     config = config_from_preset(args.preset, users=args.users, weeks=args.weeks, seed=args.seed)
     result = generate(config, args.store, workers=args.workers, progress=not args.json,
                       if_exists=args.if_exists, engine=args.engine)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -277,32 +276,3 @@ def test_another_seed_gives_other_people() -> None:
     for generator, latent in (("eeg", "user_latents"), ("hand", "hand_scale"), ("audio", "user_level_db")):
         assert truth[1][generator][latent] != truth[2][generator][latent], (generator, latent)
     assert UserTraits("u0001").key == "u0001" and UserTraits("u0001", seed=2).key == "u0001@2"
-
-
-_REFAULTS = """
-import resource, sys
-import numpy as np
-from xrdata.synth.generate import reuse_freed_memory
-applied = reuse_freed_memory() if sys.argv[1] == "reuse" else None
-faults = []
-for _ in range(3):  # one session's 96 MB array after another, as a worker generates them
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    a = np.empty(48 << 20, np.uint16)
-    a[::512] = 1
-    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    del a
-print(applied, faults[1], faults[2])
-"""
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the allocator setting is glibc's")
-def test_reuse_freed_memory_stops_refaulting_session_arrays() -> None:
-    def run(mode: str) -> tuple[str, int, int]:
-        out = subprocess.run([sys.executable, "-c", _REFAULTS, mode], capture_output=True, text=True, check=True)
-        applied, f1, f2 = out.stdout.split()
-        return applied, int(f1), int(f2)
-
-    applied, f1, f2 = run("reuse")
-    assert applied == "True" and f1 + f2 < 10  # the second and third arrays land on pages already there
-    _, d1, d2 = run("default")
-    assert min(d1, d2) >= 40  # mapped afresh each time: 48 huge pages (or 24 576 small ones) faulted in
