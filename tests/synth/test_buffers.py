@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,42 +38,33 @@ def test_a_free_buffer_is_reused_and_a_held_one_is_not() -> None:
     release()
 
 
-@pytest.mark.parametrize("kind", ["structured_light", "tof"])
-def test_depth_writes_every_pixel_of_a_reused_buffer(kind: str) -> None:
+def _writes_every_element(key: str, make: Callable[[], np.ndarray], garbage: float) -> None:
+    """``make()`` on its free buffer filled with ``garbage`` returns what it returns on fresh memory."""
     release()
-    plan = example_plan(0.5, (("gaze_selection", "target_1"),))
-    sensor = replace(EXAMPLE_DEVICE.sensors["depth"], params={**EXAMPLE_DEVICE.sensors["depth"].params, "kind": kind})
-
-    def frames() -> np.ndarray:
-        return generate_depth(plan, sensor, np.random.default_rng(3), Context()).streams[0].data
-
-    fresh = frames().copy()
-    garbage = reusable_empty("depth", fresh.shape, np.uint16)  # the generator's buffer, free again
-    garbage[:] = 0xFFFF
-    where = garbage.ctypes.data
-    del garbage
-    again = frames()
+    fresh = make().copy()
+    buf = reusable_empty(key, fresh.shape, fresh.dtype)  # the generator's buffer, free again
+    buf[:] = garbage
+    where = buf.ctypes.data
+    del buf
+    again = make()
     assert again.ctypes.data == where
     np.testing.assert_array_equal(again, fresh)
     release()
+
+
+@pytest.mark.parametrize("kind", ["structured_light", "tof"])
+def test_depth_writes_every_pixel_of_a_reused_buffer(kind: str) -> None:
+    plan = example_plan(0.5, (("gaze_selection", "target_1"),))
+    sensor = replace(EXAMPLE_DEVICE.sensors["depth"], params={**EXAMPLE_DEVICE.sensors["depth"].params, "kind": kind})
+    _writes_every_element(
+        "depth", lambda: generate_depth(plan, sensor, np.random.default_rng(3), Context()).streams[0].data, 0xFFFF)
 
 
 def test_eeg_writes_every_sample_of_a_reused_buffer() -> None:
-    release()
     plan = example_plan(20.0)
-
-    def samples() -> np.ndarray:
-        return generate_eeg(plan, EXAMPLE_DEVICE.sensors["eeg"], np.random.default_rng(1), Context()).streams[0].data
-
-    fresh = samples().copy()
-    garbage = reusable_empty("eeg", fresh.shape, np.float32)
-    garbage[:] = np.nan
-    where = garbage.ctypes.data
-    del garbage
-    again = samples()
-    assert again.ctypes.data == where
-    np.testing.assert_array_equal(again, fresh)
-    release()
+    _writes_every_element(
+        "eeg", lambda: generate_eeg(plan, EXAMPLE_DEVICE.sensors["eeg"], np.random.default_rng(1),
+                                    Context()).streams[0].data, np.nan)
 
 
 def test_in_process_generate_gives_its_buffers_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
