@@ -191,7 +191,7 @@ def test_hands_are_spheres_in_front_of_the_camera(kind: str) -> None:
 def test_compiled_frame_kernel_matches_its_python(mode: str) -> None:
     """numba's build of the per-pixel kernel gives the bytes the interpreted function gives (no fast-math or
     fused multiply-add changes), on values at the valid-range limits, holes, infinities and flying pixels."""
-    from xrdata.synth.depth import _compiled, _finish_frames
+    from xrdata.synth.depth import _POOL_STEPS, _compiled, _finish_frames, _quantize
 
     rng = np.random.default_rng(3)
     m, hw, c = 2, 48, 4 if mode == "tof" else 2
@@ -200,15 +200,16 @@ def test_compiled_frame_kernel_matches_its_python(mode: str) -> None:
     P[:, 1] = rng.normal(0, 1.5, m * hw)
     P[::7, 1], P[3::11, 1] = np.inf, -np.inf  # never / always a hole
     if c == 4:
-        P[:, 2] = rng.uniform(1e-3, 2e-2, m * hw)
+        P[:, 2] = rng.uniform(1e-3, 2e-2, m * hw) / _POOL_STEPS  # range noise per pool step
         P[:, 3] = np.where(rng.random(m * hw) < 0.3, rng.uniform(0.3, 3.0, m * hw), 0) * rng.choice([-1, 1], m * hw)
     cfac = rng.uniform(850, 1000, hw).astype(np.float32)
-    consts = np.array([500.5, 3500.5, 1.9e-6, -1.5e-3, 1.5], np.float32)
+    consts = np.array([500.5, 3500.5, *(np.array([1.9e-6, -1.5e-3, 1.5]) / _POOL_STEPS)], np.float32)
     P[5, 0] = (consts[0] - 0.5) / cfac[5]  # exactly at the near limit before noise
+    P[:, 1] *= _POOL_STEPS  # hole thresholds in pool steps
     pool = 3 * m * hw
-    dn, hn = (rng.normal(size=pool).astype(np.float32) for _ in range(2))
-    mix_a = np.where(rng.random(pool) < 0.6, rng.uniform(0.15, 0.85, pool), -1).astype(np.float32)
-    mix_b = np.where(rng.random(pool) < 0.35, rng.uniform(0.15, 0.85, pool), -1).astype(np.float32)
+    dn, hn = (_quantize(rng.normal(size=pool)) for _ in range(2))
+    mix_a = _quantize(np.where(rng.random(pool) < 0.6, rng.uniform(0.15, 0.85, pool), -1))
+    mix_b = _quantize(np.where(rng.random(pool) < 0.35, rng.uniform(0.15, 0.85, pool), -1))
     args = (P.reshape(-1), cfac, consts, dn, 7, 40, hn, 13, mix_a, mix_b, mode == "tof", mode == "clean")
     want, got = np.zeros((m, hw), np.uint16), np.zeros((m, hw), np.uint16)
     n_want = _finish_frames(*args, want)
