@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xrdata.model import Recording
 from xrdata.synth import stats
@@ -185,6 +187,21 @@ def test_hands_are_spheres_in_front_of_the_camera(kind: str) -> None:
     assert (noisy[:, 96, 128] > 0).mean() > 0.6  # the hand gets noise and holes, not only the clean disc
     plane = {"clean": 1, "kind": kind, "scene": "plane", "plane_m": 1.5}
     assert np.array_equal(_frames(0.1, ctx=_hand_ctx((0.0, 0.0, -0.8)), **plane)[0], _frames(0.1, **plane)[0])
+
+
+@given(st.lists(st.floats(-12.0, 12.0, allow_nan=False), min_size=1, max_size=50))
+def test_noise_pools_keep_values_within_half_a_step(xs: list[float]) -> None:
+    """The int16 pools hold every value within half a step of 1/4096, clipped only beyond +-8 (unit-variance
+    noise); -1 (no flying-pixel mixing) stays negative."""
+    from xrdata.synth.depth import _POOL_STEPS, _quantize
+
+    x = np.array(xs)
+    q = _quantize(x)
+    assert q.dtype == np.int16
+    inside = np.abs(x) < 32767 / _POOL_STEPS
+    assert np.all(np.abs(q[inside] / _POOL_STEPS - x[inside]) <= 0.5 / _POOL_STEPS)
+    assert np.all(np.abs(q[~inside]) == 32767) and np.array_equal(np.sign(q[~inside]), np.sign(x[~inside]))
+    assert _quantize(np.array([-1.0]))[0] < 0
 
 
 @pytest.mark.parametrize("mode", ["structured_light", "tof", "clean"])
