@@ -393,12 +393,17 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
     edge = _edges(r, 0.05)  # depth discontinuities > 5 cm between panorama neighbours
     cols = [r, None]
     ambient = 2e-5 * lux  # ToF: the ambient light's term in the shot noise
+
+    def tof_sigma(amp: np.ndarray) -> np.ndarray:
+        """ToF range noise (m per noise-pool step) at returned amplitude ``amp``: s0 sqrt(A + B) / A."""
+        return np.asarray(s0 * np.sqrt(amp + ambient) / amp * noise_scale / _POOL_STEPS)
+
     if tof:
         amp_ret = alb / np.maximum(r, 0.05) ** 2  # returned amplitude ~ albedo / r^2
         a_min = 0.02
         p_hole = 1 - (1 - p_hole) * (1 - np.clip((2 * a_min - amp_ret) / a_min, 0, 1))
         p_hole = np.where(edge, 1 - (1 - p_hole) * 0.6, p_hole)  # the mixed-pixel filter drops some edges
-        sig_r = s0 * np.sqrt(amp_ret + ambient) / amp_ret * noise_scale / _POOL_STEPS  # m per pool step
+        sig_r = tof_sigma(amp_ret)
         r = r + 0.002 * np.sin(2 * np.pi * r / 0.75)  # wiggling: systematic error periodic in range
         cols = [r, None, sig_r, _flying_partners(r, 0.13)]
     else:
@@ -462,8 +467,7 @@ def generate_depth(plan: SessionPlan, sensor: SensorSpec, rng: np.random.Generat
                 vals = [rng_m, thr_lut[np.minimum(cos_i * 64, 64).astype(np.intp)]]  # pool steps
                 if tof:
                     amp = 0.5 / np.maximum(rng_m, 0.05) ** 2  # skin albedo ~0.5 in the near infrared
-                    sig = s0 * np.sqrt(amp + ambient) / amp * noise_scale / _POOL_STEPS
-                    vals += [sig, np.zeros_like(rng_m)]
+                    vals += [tof_sigma(amp), np.zeros_like(rng_m)]
                 # pixel index into the gathered values of all frames from 0, ascending (hits are frame-major)
                 chunk["hands"].append((fr[k] * HW + pix, np.stack(vals, axis=1).astype(np.float32)))
         for pos, vals in chunk["hands"]:  # left then right: the nearer surface wins
