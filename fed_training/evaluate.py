@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from xrdata.fed_training.train import Cohort
 
 __all__ = [
-    "Predictions", "client_log_prior", "expert_activation", "footprint", "inference_latency", "macro_f1",
+    "Predictions", "client_log_prior", "expert_activation", "footprint", "inference_latency", "label_counts",
+    "macro_f1",
     "mean_macro_f1", "membership_losses", "predict", "robustness_curve", "task_metrics", "with_prior",
 ]
 
@@ -149,6 +150,21 @@ def task_metrics(pred: Predictions, data: ClientData, tasks: Sequence[TaskSpec])
                 "n": int(keep.sum()), "accuracy": float(np.mean(guess == y[keep])),
                 "macro_f1": macro_f1(y[keep], guess, len(t.classes)),
             }
+    return out
+
+
+def label_counts(parts: Mapping[str, ClientData], tasks: Sequence[TaskSpec]) -> dict[str, dict[str, int]]:
+    """Labelled windows per class of each classification task over the clients ``parts``:
+    ``{task: {class: n}}`` with every class listed (0 when absent)."""
+    out: dict[str, dict[str, int]] = {}
+    for t in tasks:
+        if t.regression:
+            continue
+        counts = np.zeros(len(t.classes), np.int64)
+        for d in parts.values():
+            y = d.y[t.name]
+            counts += np.bincount(y[y >= 0], minlength=len(t.classes))[: len(t.classes)]
+        out[t.name] = {c: int(n) for c, n in zip(t.classes, counts, strict=True)}
     return out
 
 
@@ -324,6 +340,10 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
     results: dict[str, Any] = {"run": str(folder), "store": str(st.url), "tasks": [t.name for t in tasks],
                                "windows": cohort.windows(), "users": {"train": sorted(cohort.train),
                                                                        "held_out": sorted(cohort.unseen)}}
+    # Labelled windows per class and split: a class that a test split holds and no training window has cannot
+    # be predicted by the global models (tiny cohorts with Dirichlet label skew), which the report flags.
+    results["labels"] = {split: label_counts(getattr(cohort, split), tasks)
+                         for split in ("train", "future", "adapt", "unseen")}
     methods: dict[str, Any] = {}
     models = {"federated": fed_model}
     for name in ("centralized", "zero_fill"):

@@ -34,6 +34,13 @@ def _bytes(v: float | None) -> str:
     return f"{v:.1f} TB"
 
 
+def _untrained_classes(results: Mapping[str, Any], task: str, split: str) -> list[str]:
+    """Classes of ``task`` that windows of ``split`` hold and no training window has."""
+    labels = results.get("labels", {})
+    train, test = labels.get("train", {}).get(task, {}), labels.get(split, {}).get(task, {})
+    return [c for c, n in test.items() if n and not train.get(c)]
+
+
 def _task_rows(results: Mapping[str, Any]) -> list[list[str]]:
     methods = results["methods"]
     rows = []
@@ -42,7 +49,8 @@ def _task_rows(results: Mapping[str, Any]) -> list[list[str]]:
         for m in _METHODS:
             for split in ("future", "unseen"):
                 metric = methods.get(m, {}).get(split, {}).get(t, {})
-                row.append(_f(metric.get("macro_f1", metric.get("mae"))) if metric.get("n") else "-")
+                flag = " *" if m != "local" and _untrained_classes(results, t, split) else ""
+                row.append(_f(metric.get("macro_f1", metric.get("mae"))) + flag if metric.get("n") else "-")
         rows.append(row)
     mean = ["mean macro-F1"]
     for m in _METHODS:
@@ -58,7 +66,19 @@ def format_tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list
     header = ["task"] + [f"{m} {s}" for m in _METHODS for s in ("future", "unseen")]
     tables.append(("Task metrics (macro-F1; MAE for regression) on future weeks of training users and on unseen "
                    "users (federated_prior: the federated model with each user's own label prior added to its "
-                   "logits)", header, _task_rows(results)))
+                   "logits; *: the split holds classes that no training window has, see Labelled windows)",
+                   header, _task_rows(results)))
+    labels = results.get("labels", {})
+    if labels.get("train"):
+        splits = [s for s in ("train", "future", "adapt", "unseen") if s in labels]
+        rows = []
+        for t, classes in labels["train"].items():
+            for c in classes:
+                missing = [s for s in ("future", "unseen") if c in _untrained_classes(results, t, s)]
+                rows.append([t, c, *(str(labels[s].get(t, {}).get(c, 0)) for s in splits),
+                             f"in {' and '.join(missing)}, never in training" if missing else ""])
+        tables.append(("Labelled windows per class (adapt: the unseen users' adaptation sessions)",
+                       ["task", "class", *splits, "note"], rows))
     xr = results.get("xr_metrics", {})
     p = results.get("personalization", {})
     comm = xr.get("communication", {})

@@ -9,7 +9,15 @@ pytest.importorskip("torch")
 
 from xrdata.fed_training.config import TaskSpec
 from xrdata.fed_training.data import ClientData
-from xrdata.fed_training.evaluate import Predictions, client_log_prior, macro_f1, task_metrics, with_prior
+from xrdata.fed_training.evaluate import (
+    Predictions,
+    client_log_prior,
+    label_counts,
+    macro_f1,
+    task_metrics,
+    with_prior,
+)
+from xrdata.fed_training.report import format_tables
 
 TASKS = [TaskSpec("load", ("low", "medium", "high")), TaskSpec("qoe")]
 
@@ -48,3 +56,25 @@ def test_with_prior_moves_ties_toward_the_clients_classes() -> None:
     data = _client([2, 0], [1.0, 2.0])
     assert task_metrics(out, data, TASKS)["load"]["accuracy"] == 1.0
     assert task_metrics(pred, data, TASKS)["load"]["accuracy"] == 0.5
+
+
+def test_label_counts_per_class_over_clients() -> None:
+    parts = {"u1": _client([0, 0, -1, 2], [1.0] * 4), "u2": _client([2, -1], [np.nan] * 2)}
+    assert label_counts(parts, TASKS) == {"load": {"low": 2, "medium": 0, "high": 2}}
+    assert label_counts({}, TASKS) == {"load": {"low": 0, "medium": 0, "high": 0}}
+
+
+def test_report_flags_test_classes_without_training_windows() -> None:
+    labels = {"train": {"load": {"low": 5, "medium": 3, "high": 0}},
+              "future": {"load": {"low": 1, "medium": 1, "high": 0}},
+              "unseen": {"load": {"low": 0, "medium": 2, "high": 4}}}
+    metric = {"load": {"n": 2, "accuracy": 0.5, "macro_f1": 0.5}}
+    results = {"tasks": ["load"], "labels": labels,
+               "methods": {"federated": {"future": metric, "unseen": metric}, "local": {"unseen": metric}}}
+    tables = {title.split(" (")[0]: rows for title, _, rows in format_tables(results)}
+    row = tables["Task metrics"][0]
+    assert row[1:3] == ["0.500", "0.500 *"]  # federated: future, unseen (only unseen holds "high")
+    assert row[8] == "0.500"  # local-only trains on each unseen user's own adaptation windows: no flag
+    coverage = {(r[0], r[1]): r[2:] for r in tables["Labelled windows per class"]}
+    assert coverage[("load", "high")] == ["0", "0", "4", "in unseen, never in training"]
+    assert coverage[("load", "low")] == ["5", "1", "0", ""]
