@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Predictions", "client_log_prior", "expert_activation", "footprint", "inference_latency", "label_counts",
-    "macro_f1",
-    "mean_macro_f1", "membership_losses", "predict", "robustness_curve", "task_metrics", "with_prior",
+    "macro_f1", "mean_macro_f1", "membership_losses", "missing_steps", "predict", "robustness_curve",
+    "task_metrics", "with_prior",
 ]
 
 
@@ -166,6 +166,20 @@ def label_counts(parts: Mapping[str, ClientData], tasks: Sequence[TaskSpec]) -> 
             counts += np.bincount(y[y >= 0], minlength=len(t.classes))[: len(t.classes)]
         out[t.name] = {c: int(n) for c, n in zip(t.classes, counts, strict=True)}
     return out
+
+
+def missing_steps(parts: Mapping[str, ClientData], devices: Mapping[str, str],
+                  device_modalities: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """Per modality, the share of window steps without samples over the clients whose device has that modality
+    (NaN when none has it): what bursty and session-level loss leave the model, device-level absence apart."""
+    lost: dict[str, list[int]] = {}
+    for user, d in parts.items():
+        for m in device_modalities.get(devices.get(user, ""), ()):
+            if m in d.present:
+                acc = lost.setdefault(m, [0, 0])
+                acc[0] += int(d.present[m].size - np.count_nonzero(d.present[m]))
+                acc[1] += int(d.present[m].size)
+    return {m: a / n if n else float("nan") for m, (a, n) in sorted(lost.items())}
 
 
 def mean_macro_f1(metrics: Mapping[str, Mapping[str, float]]) -> float:
@@ -344,6 +358,8 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
     # be predicted by the global models (tiny cohorts with Dirichlet label skew), which the report flags.
     results["labels"] = {split: label_counts(getattr(cohort, split), tasks)
                          for split in ("train", "future", "adapt", "unseen")}
+    results["missing_steps"] = {split: missing_steps(getattr(cohort, split), cohort.devices, cohort.device_modalities)
+                                for split in ("train", "future", "adapt", "unseen")}
     methods: dict[str, Any] = {}
     models = {"federated": fed_model}
     for name in ("centralized", "zero_fill"):

@@ -79,6 +79,12 @@ def format_tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list
                              f"in {' and '.join(missing)}, never in training" if missing else ""])
         tables.append(("Labelled windows per class (adapt: the unseen users' adaptation sessions)",
                        ["task", "class", *splits, "note"], rows))
+    missing = results.get("missing_steps", {})
+    if missing:
+        splits = list(missing)
+        mods = sorted({m for v in missing.values() for m in v})
+        tables.append(("Window steps without samples (share, over the users whose device has the modality)",
+                       ["modality", *splits], [[m, *(_f(missing[s].get(m)) for s in splits)] for m in mods]))
     xr = results.get("xr_metrics", {})
     p = results.get("personalization", {})
     comm = xr.get("communication", {})

@@ -12,11 +12,12 @@ Three layers (REALISM T1-T3), all recorded as ground truth:
    has a base loss rate and mean burst duration (:data:`BASE`: eye-tracker slips of ~1 s, hand tracking
    dropouts of a few frames, radio packet loss of audio/EEG/IMU of tens of ms, depth frame drops) that is
    multiplied per user (log-normal propensity), per session (log-normal), by a per-user trend over weeks (so a
-   user's rate changes over time, T2) and by the environment: dim light makes camera hand tracking lose more,
-   bright light (sunlight IR) hurts depth and eye tracking. Fast head turns (from the head generator's
-   ``ctx.head_yaw_pitch_deg``) add motion-blur loss to hand and depth tracking. Lost float samples become NaN
-   (flag channels such as ``*_valid`` / ``confidence`` become 0); lost depth frames become 0. Physiological
-   invalidity (blinks, eyes closed, hands out of view or overlapping) is the generators' job and comes on top.
+   user's rate changes over time, T2; each of the three has mean 1 over users and sessions at every week) and
+   by the environment: dim light makes camera hand tracking lose more, bright light (sunlight IR) hurts depth
+   and eye tracking. Fast head turns (from the head generator's ``ctx.head_yaw_pitch_deg``) add motion-blur
+   loss to hand and depth tracking. Lost float samples become NaN (flag channels such as ``*_valid`` /
+   ``confidence`` become 0); lost depth frames become 0. Physiological invalidity (blinks, eyes closed, hands
+   out of view or overlapping) is the generators' job and comes on top.
 
 Masks are saved as run-lengths (``ground_truth/dropout``: stream, cause, first sample, sample count, start and
 stop ns) with the per-stream parameters and the realised missing fractions (``ground_truth/availability``).
@@ -161,7 +162,10 @@ def plan_session_loss(
     lighting (or ``config.bursty_loss`` as the mean rate, still varying by user and session)."""
     session = math.exp(config.dropout_session_sigma * float(rng.standard_normal())
                        - config.dropout_session_sigma**2 / 2)
-    trend = math.exp(profile.loss_trend_per_week * study_week)
+    # the per-user log trend b ~ N(0, sd) makes exp(b w) log-normal with mean exp(sd^2 w^2 / 2): without the
+    # correction the cohort's mean rate would grow by 50 % in 6 weeks (sd 0.15) and ``bursty_loss`` would not
+    # be the mean rate of later weeks; with it every week's mean over users is the base rate
+    trend = math.exp(profile.loss_trend_per_week * study_week - (config.dropout_trend_sd * study_week) ** 2 / 2)
     out: dict[str, StreamLoss] = {}
     for s in streams:
         base, burst = BASE.get(s, (0.01, 0.2))

@@ -14,6 +14,7 @@ from xrdata.fed_training.evaluate import (
     client_log_prior,
     label_counts,
     macro_f1,
+    missing_steps,
     task_metrics,
     with_prior,
 )
@@ -78,3 +79,16 @@ def test_report_flags_test_classes_without_training_windows() -> None:
     coverage = {(r[0], r[1]): r[2:] for r in tables["Labelled windows per class"]}
     assert coverage[("load", "high")] == ["0", "0", "4", "in unseen, never in training"]
     assert coverage[("load", "low")] == ["5", "1", "0", ""]
+
+
+def test_missing_steps_counts_only_devices_with_the_modality() -> None:
+    def client(user: str, gaze: list[list[bool]], eeg: list[list[bool]]) -> ClientData:
+        n = len(gaze)
+        return ClientData(user, {}, {"gaze": np.array(gaze), "eeg": np.array(eeg)}, {},
+                          np.array(["s1"] * n), np.arange(n, dtype=np.int64), np.array(["future"] * n))
+
+    parts = {"a": client("a", [[True, False], [True, True]], [[False, False], [True, True]]),
+             "b": client("b", [[False, False]], [[False, False]])}  # b's glasses have gaze, no EEG
+    out = missing_steps(parts, {"a": "headset", "b": "glasses"}, {"headset": ["eeg", "gaze"], "glasses": ["gaze"]})
+    assert out == {"eeg": pytest.approx(2 / 4), "gaze": pytest.approx(3 / 6)}
+    assert missing_steps({}, {}, {}) == {}

@@ -120,7 +120,8 @@ def test_t2_trend_and_lighting_change_the_rate() -> None:
     prof = dataclasses.replace(sample_profile(0, "u0001", cfg), loss_trend_per_week=0.3, loss_propensity=1.0)
     early = plan_session_loss(np.random.default_rng(1), prof, ("hand", "depth"), 0.0, 300.0, cfg)
     late = plan_session_loss(np.random.default_rng(1), prof, ("hand", "depth"), 4.0, 300.0, cfg)
-    assert late["hand"].loss_rate == pytest.approx(early["hand"].loss_rate * np.exp(1.2), rel=1e-6)
+    mean_one = np.exp(-((cfg.dropout_trend_sd * 4.0) ** 2) / 2)  # the trend's log-normal mean taken out
+    assert late["hand"].loss_rate == pytest.approx(early["hand"].loss_rate * np.exp(1.2) * mean_one, rel=1e-6)
     dim = plan_session_loss(np.random.default_rng(1), prof, ("hand", "depth"), 0.0, 15.0, cfg)
     sun = plan_session_loss(np.random.default_rng(1), prof, ("hand", "depth"), 0.0, 20000.0, cfg)
     assert dim["hand"].loss_rate > 2 * early["hand"].loss_rate  # dim light: camera hand tracking fails
@@ -128,6 +129,16 @@ def test_t2_trend_and_lighting_change_the_rate() -> None:
     bursty = plan_session_loss(np.random.default_rng(1), prof, ("imu",), 0.0, 300.0,
                                dataclasses.replace(cfg, bursty_loss=0.3))
     assert 0.1 < bursty["imu"].loss_rate < 0.9 and bursty["imu"].burst_s == BASE["imu"][1]
+
+
+@pytest.mark.parametrize("week", [0.0, 3.0, 6.0])
+def test_bursty_loss_is_the_mean_rate_at_every_week(week: float) -> None:
+    """``bursty_loss`` is the cohort's mean planned rate in early and late weeks alike: the per-user
+    propensity, trend and session factors each average 1 (under indoor light, no lighting factor)."""
+    cfg = SynthConfig(users=1, bursty_loss=0.05)
+    rates = [plan_session_loss(np.random.default_rng(i), sample_profile(0, f"u{i:05d}", cfg), ("imu",), week,
+                               300.0, cfg)["imu"].loss_rate for i in range(10000)]
+    assert np.mean(rates) == pytest.approx(0.05, rel=0.06)
 
 
 def test_session_level_dropout_rates() -> None:
