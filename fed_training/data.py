@@ -427,7 +427,7 @@ def load_clients(
 ) -> dict[str, ClientData]:
     """:func:`load_client` for every user of ``users``, in ``workers`` processes (spawned; 1 = in this
     process). The result, in the order of ``users``, is the same whatever the number of workers."""
-    from tqdm import tqdm
+    from xrdata.progress import progress_bar
 
     if isinstance(users, str):
         raise ValidationError(f"users must be a list of user ids, not a string ({users!r})")
@@ -443,7 +443,7 @@ def load_clients(
     if Backend(st.url).memory:
         n = 1  # an in-memory store exists only in this process
     out: dict[str, ClientData] = {}
-    bar = tqdm(total=len(todo), desc="load", unit="user", disable=not progress or None)
+    bar = progress_bar(total=len(todo), desc="load", unit="user", enabled=progress)
     try:
         if n <= 1:
             for u in todo:

@@ -212,7 +212,7 @@ def run_federated(
         local_fn: the client's training function, :func:`~xrdata.fed_training.local.local_train` by default
             (same signature; the engine benchmark passes a no-op one to time the engine alone).
     """
-    from tqdm import tqdm
+    from xrdata.progress import progress_bar
 
     fed = cfg.fed
     names = sorted(clients)
@@ -257,7 +257,7 @@ def run_federated(
             start = len(history) + 1
     model_bytes = payload_bytes(params)
 
-    bar = tqdm(range(start, fed.rounds + 1), desc="federated rounds", unit="round", disable=not progress or None)
+    bar = progress_bar(range(start, fed.rounds + 1), desc="federated rounds", unit="round", enabled=progress)
     for rnd in bar:
         t0 = time.perf_counter()
         plan = plan_round(fed, names, speed, rnd)

@@ -134,6 +134,7 @@ from xrdata.fed_training.engine import (
 from xrdata.fed_training.local import LocalResult, get_params, local_train
 from xrdata.fed_training.privacy import dp_average, epsilon
 from xrdata.fed_training.profiles import radio_energy_j
+from xrdata.progress import progress_bar
 
 __all__ = [
     "FlowerClientError",
@@ -525,10 +526,8 @@ class XRDataStrategy(Strategy):
         self._t0 = 0.0
         self._bar: Any = None
         if progress:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=fed.rounds, initial=self.first_round - 1, desc="federated rounds (flower)",
-                             unit="round")
+            self._bar = progress_bar(total=fed.rounds, initial=self.first_round - 1,
+                                     desc="federated rounds (flower)", unit="round")
 
     @property
     def rounds_left(self) -> int:

@@ -167,8 +167,6 @@ def train(store: Store | str | os.PathLike[str], cfg: TrainConfig, out: str | os
     ``engine``: ``"inprocess"`` (:func:`~xrdata.fed_training.engine.run_federated`) or ``"flower"``
     (:func:`~xrdata.fed_training.flower.run_flower`: the same clients and aggregation under Flower's simulation).
     """
-    from tqdm import tqdm
-
     from xrdata.fed_training.evaluate import (
         concat_predictions,
         evaluate_run,
@@ -176,6 +174,7 @@ def train(store: Store | str | os.PathLike[str], cfg: TrainConfig, out: str | os
         predict,
         task_metrics,
     )
+    from xrdata.progress import progress_bar
 
     st = store if isinstance(store, Store) else open_store(store, "r")
     unknown = sorted(set(cfg.baselines) - {"centralized", "local", "zero_fill"})
@@ -248,8 +247,8 @@ def train(store: Store | str | os.PathLike[str], cfg: TrainConfig, out: str | os
         pairs = [("future", u, cohort.train[u], cohort.future.get(u)) for u in sorted(cohort.train)]
         pairs += [("unseen", u, cohort.adapt[u], cohort.unseen[u]) for u in sorted(cohort.unseen)]
         preds: dict[str, list[tuple[Any, ClientData]]] = {"future": [], "unseen": []}
-        for i, (kind, _user, own, test) in enumerate(tqdm(pairs, desc="local-only", unit="user",
-                                                      disable=not progress or None)):
+        for i, (kind, _user, own, test) in enumerate(progress_bar(pairs, desc="local-only", unit="user",
+                                                              enabled=progress)):
             if test is None or len(test) == 0 or len(own) == 0:
                 continue
             model = build_model(cfg, cohort)

@@ -551,9 +551,9 @@ def _dask_client() -> Any:
 
 def _run(config: SynthConfig, todo: list[str], url: str, workers: int | None, progress: bool, engine: str,
          if_exists: str) -> list[dict[str, Any]]:
-    from tqdm import tqdm
+    from xrdata.progress import progress_bar
 
-    bar = tqdm(total=len(todo), desc="synth", unit="user", disable=not progress or None)
+    bar = progress_bar(total=len(todo), desc="synth", unit="user", enabled=progress)
     out: list[dict[str, Any]] = []
     try:
         if engine == "dask":

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from xrdata.errors import XRDataError
+from xrdata.progress import progress_bar
 
 
 def _print_json(obj: Any) -> None:
@@ -23,9 +24,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _progress(iterable: Any, total: int, desc: str, quiet: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit="session", disable=quiet or None, file=sys.stderr)
+    return progress_bar(iterable, total=total, desc=desc, unit="session", enabled=not quiet)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -121,8 +120,6 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from xrdata.loaders.ingest import ingest, is_bids_dataset
     from xrdata.store import open_store
 
@@ -154,7 +151,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.user is None:
         raise XRDataError("ingest: --user is required (only a BIDS dataset names its users: its subjects)")
     store = open_store(args.store, mode="a", durable=args.durable)
-    bar = tqdm(total=len(args.paths), desc="ingest", unit="file", disable=args.json or None, file=sys.stderr)
+    bar = progress_bar(total=len(args.paths), desc="ingest", unit="file", enabled=not args.json)
 
     def advance(name: str) -> None:
         bar.set_postfix_str(name)
@@ -203,8 +200,6 @@ _BIDS_SELECTORS = {"subject": "subject", "session": "bids_session", "task": "tas
 
 def _ingest_bids(args: argparse.Namespace, starts: dict[str, float], options: dict[str, Any]) -> int:
     """``xrdata ingest DATASET``: every recording of a BIDS dataset, one session each (see the help)."""
-    from tqdm import tqdm
-
     from xrdata.loaders.bids import bids_recordings
     from xrdata.loaders.ingest import ingest_bids
     from xrdata.store import open_store
@@ -223,7 +218,7 @@ def _ingest_bids(args: argparse.Namespace, starts: dict[str, float], options: di
     root = args.paths[0]
     total = len(bids_recordings(root, **{("session" if k == "bids_session" else k): v for k, v in select.items()}))
     store = open_store(args.store, mode="a", durable=args.durable)
-    bar = tqdm(total=total, desc="ingest", unit="recording", disable=args.json or None, file=sys.stderr)
+    bar = progress_bar(total=total, desc="ingest", unit="recording", enabled=not args.json)
 
     def advance(name: str) -> None:
         bar.set_postfix_str(name)

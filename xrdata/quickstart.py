@@ -31,10 +31,9 @@ def run(out: Path, *, users: int | None = None, weeks: float | None = None, seed
         workers: int | None = None, rounds: int | None = None, quiet: bool = False) -> dict[str, Any]:
     """Build ``out/store``, check it, train and evaluate into ``out/run``, write ``out/report.json``; returns
     the summary. ``users``/``weeks``/``seed`` override the synthesizer's preset, ``rounds`` the trainer's."""
-    from tqdm import tqdm
-
     from xrdata.fed_training.config import config_from_preset as train_preset
     from xrdata.fed_training.train import train
+    from xrdata.progress import progress_bar
     from xrdata.synth import config_from_preset, generate
 
     t0 = time.perf_counter()
@@ -50,7 +49,7 @@ def run(out: Path, *, users: int | None = None, weeks: float | None = None, seed
     sessions = [(u, s) for u in store.users() for s in store.sessions(u)]
     errors = [
         f"{u}/{s}: {v.message}"
-        for u, s in tqdm(sessions, desc="validate", unit="session", disable=quiet or None)
+        for u, s in progress_bar(sessions, desc="validate", unit="session", enabled=not quiet)
         for v in validate(store.read(u, s)) if v.severity == "error"
     ]
     cat = store.catalog().collect()

@@ -719,11 +719,11 @@ class Store:
 
     def rebuild_catalog(self, users: Sequence[str] | None = None, *, progress: bool = False) -> None:
         """Recompute the catalog partitions of ``users`` (default: all) from the stored metadata."""
-        from tqdm import tqdm
+        from xrdata.progress import progress_bar
 
         self._require_writable()
         todo = self.users() if users is None else list(users)
-        for user in tqdm(todo, desc="catalog", unit="user", disable=not progress or None):
+        for user in progress_bar(todo, desc="catalog", unit="user", enabled=progress):
             lock = self._lock(user)
             try:
                 df, covered = self._user_rows(user)
