@@ -36,6 +36,7 @@ and the macro-F1 lost to 30 % bursty dropout by the learned-missing-token model 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -133,18 +134,20 @@ def main() -> None:
         print()
     if args.seed:
         runs = [(args.bench, bench, bursty), *((b, _load(b), _load(u)) for b, u in args.seed)]
-        for method, name in _VARIANTS.items():
+        # macro-F1 of the pooled windows (users with many sessions weigh more), and the mean of each user's own
+        for (method, name), (key, pooling) in itertools.product(
+                _VARIANTS.items(), (("mean_macro_f1", ""), ("user_mean_macro_f1", ", mean over users"))):
             if not all(method in r["methods"] for _, a, b in runs for r in (a, b)):
                 continue
             rows, lost = [], []
             for run, clean_res, token_res in runs:
-                means = [(clean_res["methods"][method][f"{split}_mean_macro_f1"],
-                          token_res["methods"][method][f"{split}_mean_macro_f1"]) for split in ("future", "unseen")]
+                means = [(clean_res["methods"][method][f"{split}_{key}"],
+                          token_res["methods"][method][f"{split}_{key}"]) for split in ("future", "unseen")]
                 lost.append([100 * (clean - token) for clean, token in means])
                 rows.append([str(_seed(run)), *(f"{clean:.3f} / {token:.3f}" for clean, token in means),
                              *(f"{v:+.1f}" for v in lost[-1])])
             rows.append(["**mean**", "", "", *(f"{sum(v) / len(lost):+.1f}" for v in zip(*lost, strict=True))])
-            print(md_table([f"seed ({name})", "future: no dropout / bursty", "unseen: no dropout / bursty",
+            print(md_table([f"seed ({name}{pooling})", "future: no dropout / bursty", "unseen: no dropout / bursty",
                             "points lost, future", "points lost, unseen"], rows))
             print()
         # federated over centralized on the mean of the seeds whose benchmark run trained centralized too:
