@@ -23,10 +23,6 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _progress(iterable: Any, total: int, desc: str, quiet: bool) -> Any:
-    return progress_bar(iterable, total=total, desc=desc, unit="session", enabled=not quiet)
-
-
 def cmd_info(args: argparse.Namespace) -> int:
     from xrdata.catalog import recorded_hours
     from xrdata.store import open_store
@@ -78,7 +74,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     users = [args.user] if args.user else store.users()
     targets = [(u, s) for u in users for s in (args.session or store.sessions(u, include_incomplete=True))]
     problems: list[dict[str, Any]] = []
-    for user, session in _progress(targets, len(targets), "validate", args.json):
+    for user, session in progress_bar(targets, desc="validate", unit="session", enabled=not args.json):
         rec = store.read(user, session)
         problems += [
             {"user": user, "session": session, "stream": v.stream, "field": v.field,
