@@ -74,9 +74,9 @@ def format_tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list
         rows = []
         for t, classes in labels["train"].items():
             for c in classes:
-                missing = [s for s in ("future", "unseen") if c in _untrained_classes(results, t, s)]
+                flagged = [s for s in ("future", "unseen") if c in _untrained_classes(results, t, s)]
                 rows.append([t, c, *(str(labels[s].get(t, {}).get(c, 0)) for s in splits),
-                             f"in {' and '.join(missing)}, never in training" if missing else ""])
+                             f"in {' and '.join(flagged)}, never in training" if flagged else ""])
         tables.append(("Labelled windows per class (adapt: the unseen users' adaptation sessions)",
                        ["task", "class", *splits, "note"], rows))
     missing = results.get("missing_steps", {})
