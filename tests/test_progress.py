@@ -31,6 +31,20 @@ def test_log_file_gets_whole_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(line.startswith("synth: ") for line in lines)
 
 
+def test_postfix_updates_wait_for_the_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    log = io.StringIO()
+    monkeypatch.setattr("sys.stderr", log)
+    bar = progress_bar(total=50, desc="synth", unit="user")
+    for i in range(50):
+        bar.set_postfix(sessions=i)
+        bar.set_postfix_str(f"u{i}")
+        bar.update()
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2, lines  # the first line and the last, not one per update
+    assert lines[-1].startswith("synth: 50/50 [") and lines[-1].endswith(", u49]")
+
+
 def test_terminal_gets_a_redrawn_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     term = _Terminal()
     monkeypatch.setattr("sys.stderr", term)

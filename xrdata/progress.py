@@ -7,6 +7,7 @@ line every ``LOG_INTERVAL_S`` seconds and one at the end instead of carriage-ret
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -42,6 +43,10 @@ def progress_bar(iterable: Iterable[Any] | None = None, *, total: int | None = N
         return tqdm(iterable, total=total, disable=True)
     if err.isatty():
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, file=err)
-    return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, file=_Lines(err),
-                mininterval=LOG_INTERVAL_S, maxinterval=LOG_INTERVAL_S,
-                bar_format="{desc}: {n_fmt}/{total_fmt} [{elapsed} elapsed, {remaining} left{postfix}]")
+    bar = tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, file=_Lines(err),
+               mininterval=LOG_INTERVAL_S, maxinterval=LOG_INTERVAL_S,
+               bar_format="{desc}: {n_fmt}/{total_fmt} [{elapsed} elapsed, {remaining} left{postfix}]")
+    # tqdm redraws at once on a new postfix, which would write a line per update; the next timed line shows it
+    bar.set_postfix = functools.partial(bar.set_postfix, refresh=False)
+    bar.set_postfix_str = functools.partial(bar.set_postfix_str, refresh=False)
+    return bar
