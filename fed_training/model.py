@@ -2,7 +2,9 @@
 
 1. **Encoders** (``encoders.<modality>``): a tokenizer per input turns one window into a fixed number of
    ``d_model`` tokens (series: 1-D patches; audio: log-mel frames; depth: 2-D patches of each frame). A token
-   whose steps are mostly missing becomes the modality's learned missing token; a modality embedding is added.
+   whose steps are mostly missing becomes the modality's learned missing token, one with a few absent steps is
+   encoded from its present ones (series: absent steps take the patch's mean; audio: frames with a gap are left
+   out of the pooling); a modality embedding is added.
 2. **Backbone**: a learned time embedding (shared by all modalities, read at each token's centre time), then
    ``[CLS, prompts, tokens of every modality]`` through pre-norm transformer blocks whose feed-forward is dense
    or a top-k mixture of experts. LoRA, adapters and prompt tokens are the parameter-efficient modules.
@@ -61,9 +63,16 @@ class SeriesTokenizer(nn.Module):
         self.proj = nn.Sequential(nn.Linear(spec.patch * spec.shape[0], d_model), nn.GELU(),
                                   nn.Linear(d_model, d_model))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, present: Tensor | None = None) -> Tensor:
+        """``present`` ``(B, S)``: absent steps (zero in ``x``) take the mean of the present steps of their patch.
+        A zero inside an encoded patch reads as a real value (gaze straight ahead, the head at 1.4 m, a hand at
+        its wrist) and a loss burst's edge as a jump."""
         B, S, n_features = x.shape
-        return self.proj(x.reshape(B, S // self.patch, self.patch * n_features))  # (B, N, C)
+        xp = x.reshape(B, S // self.patch, self.patch, n_features)
+        if present is not None:
+            mp = present.reshape(B, S // self.patch, self.patch, 1)
+            xp = torch.where(mp, xp, xp.sum(2, keepdim=True) / mp.sum(2, keepdim=True).clamp(min=1))
+        return self.proj(xp.reshape(B, S // self.patch, self.patch * n_features))  # (B, N, C)
 
 
 class AudioTokenizer(nn.Module):
@@ -92,14 +101,25 @@ class AudioTokenizer(nn.Module):
         self.proj = nn.Sequential(nn.Linear(self.bins * cfg.n_mels, cfg.d_model), nn.GELU(),
                                   nn.Linear(cfg.d_model, cfg.d_model))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, present: Tensor | None = None) -> Tensor:
+        """``present`` ``(B, S)``: frames holding an absent sample (zero in ``x``) are left out of the time
+        pooling, a bin without a whole frame taking the mean of the token's whole frames: a gap's edges are
+        broadband clicks and its silence a drop in power, neither of which the speaker made."""
         B, S = x.shape
         N = S // self.patch
         chunks = x.reshape(B * N, self.patch)
         spec = torch.stft(chunks, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
         power = spec.real.square() + spec.imag.square()  # (B*N, n_fft//2+1, frames)
         logmel = (torch.log(self.mel @ power + 1e-10) + 13.0) / 3.0  # (B*N, n_mels, frames)
-        pooled = F.adaptive_avg_pool1d(logmel, self.bins)  # (B*N, n_mels, bins)
+        if present is None:
+            pooled = F.adaptive_avg_pool1d(logmel, self.bins)  # (B*N, n_mels, bins)
+        else:
+            whole = present.reshape(B * N, self.patch).unfold(1, self.n_fft, self.hop).all(-1)  # (B*N, frames)
+            w = torch.where(whole.any(-1, keepdim=True), whole, True).to(logmel.dtype)[:, None]  # (B*N, 1, frames)
+            token_mean = (logmel * w).sum(-1, keepdim=True) / w.sum(-1, keepdim=True)
+            den = F.adaptive_avg_pool1d(w, self.bins)
+            pooled = torch.where(den > 0, F.adaptive_avg_pool1d(logmel * w, self.bins) / den.clamp(min=1e-6),
+                                 token_mean)
         return self.proj(pooled.reshape(B, N, -1))  # (B, N, C)
 
 
@@ -114,7 +134,8 @@ class DepthTokenizer(nn.Module):
         self.conv = nn.Conv2d(spec.patch, DEPTH_CHANNELS, kernel_size=DEPTH_PIXELS, stride=DEPTH_PIXELS)
         self.proj = nn.Linear(DEPTH_CHANNELS * (H // DEPTH_PIXELS) * (W // DEPTH_PIXELS), d_model)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, present: Tensor | None = None) -> Tensor:
+        """``present`` is unused: a token is one frame, present or missing as a whole."""
         B, S, H, W = x.shape
         N = S // self.patch
         z = F.gelu(self.conv(x.reshape(B * N, self.patch, H, W)))  # (B*N, DEPTH_CHANNELS, H/8, W/8)
@@ -126,7 +147,8 @@ class ModalityEncoder(nn.Module):
 
     Steps marked absent are zero-filled before tokenizing (so their values never matter). With
     ``cfg.missing == "token"`` a token with fewer than half of its steps present is replaced by the learned
-    ``missing`` token; with ``"zero"`` the zero-filled input is encoded as usual (the naive baseline).
+    ``missing`` token and the others are encoded from their present steps (the tokenizer gets ``present``);
+    with ``"zero"`` the zero-filled input is encoded as usual (the naive baseline).
     """
 
     def __init__(self, spec: ModalitySpec, cfg: ModelConfig, window_s: float) -> None:
@@ -159,7 +181,7 @@ class ModalityEncoder(nn.Module):
             x = torch.zeros(batch, self.spec.steps, *self.spec.shape, device=self.modality_emb.device)
         mask = present.reshape(batch, self.spec.steps, *(1 for _ in self.spec.shape))
         x = torch.where(mask, x.to(self.modality_emb.dtype), 0.0)  # where, not *, so NaN at absent steps is harmless
-        tok = self.ln(self.tokenizer(x))  # (B, N, C)
+        tok = self.ln(self.tokenizer(x, present if self.missing is not None else None))  # (B, N, C)
         if self.missing is not None:
             tok = torch.where(token_present[..., None], tok, self.missing)
         return tok + self.modality_emb

@@ -111,6 +111,39 @@ def test_token_mode_uses_missing_token_below_half_present() -> None:
     assert not torch.equal(enc(x2["s"], present["s"], 2)[0, 1], tokens[0, 1])
 
 
+@given(seed=st.integers(0, 2**16))
+def test_token_mode_fills_a_series_gap_with_its_patch_mean(seed: int) -> None:
+    model = cached()
+    enc = model.encoders["s"]
+    x, present = batch(B=2, seed=seed, p=0.6)
+    filled = x["s"].clone()
+    for b in range(2):
+        for t in range(4):  # patches of 2 steps
+            sl = slice(2 * t, 2 * t + 2)
+            have = present["s"][b, sl]
+            if have.any():
+                filled[b, sl][~have] = x["s"][b, sl][have].mean(0)
+    all_present = torch.ones_like(present["s"])
+    kept = present["s"].reshape(2, 4, 2).any(-1)  # tokens with at least 1 of 2 steps: encoded, not the token
+    close(enc(x["s"], present["s"], 2)[kept], enc(filled, all_present, 2)[kept], atol=1e-5)
+
+
+def test_token_mode_leaves_frames_with_gaps_out_of_the_audio_pooling() -> None:
+    # a steady tone with a 20-sample hole: the hole's edges are clicks and its silence a power drop in the
+    # frames that hold it; without those frames the token reads like the intact tone
+    model = cached()
+    t = torch.arange(512) / 256.0  # the spec's 512 steps per 2 s window: 256 Hz
+    tone = (0.05 * torch.sin(2 * torch.pi * 40.0 * t))[None]
+    present = torch.ones(1, 512, dtype=torch.bool)
+    present[0, 100:120] = False
+    holed = torch.where(present, tone, 0.0)
+    tok = model.encoders["a"].tokenizer
+    intact = tok(tone)
+    error = (tok(holed, present) - intact).abs().max()
+    zero_fill_error = (tok(holed) - intact).abs().max()
+    assert error < 0.05 * zero_fill_error, (error, zero_fill_error)
+
+
 def test_zero_mode_all_missing_equals_zero_input() -> None:
     model = cached(missing="zero")
     assert not any(name.endswith(".missing") for name, _ in model.named_parameters())
