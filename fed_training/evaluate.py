@@ -341,6 +341,7 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
     from xrdata.fed_training.profiles import PROFILES, profile_for, radio_energy_j
     from xrdata.fed_training.report import write_report
     from xrdata.fed_training.train import load_cohort, load_model
+    from xrdata.progress import progress_bar
 
     folder = Path(run)
     st = store if isinstance(store, Store) else open_store(store, "r")
@@ -360,6 +361,8 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
                          for split in ("train", "future", "adapt", "unseen")}
     results["missing_steps"] = {split: missing_steps(getattr(cohort, split), cohort.devices, cohort.device_modalities)
                                 for split in ("train", "future", "adapt", "unseen")}
+    bar = progress_bar(total=5, desc="evaluate", unit="part", enabled=progress)
+    bar.set_postfix_str("scores")
     methods: dict[str, Any] = {}
     models = {"federated": fed_model}
     for name in ("centralized", "zero_fill"):
@@ -405,6 +408,9 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
                 key = "federated_vs_centralized" if name == "federated" else "federated_prior_vs_centralized"
                 results[key] = {t: methods[name]["future"][t].get("macro_f1", float("nan")) / cen[t]["macro_f1"]
                                 for t in cen if cen[t].get("macro_f1")}
+
+    bar.update()
+    bar.set_postfix_str("personalization")
 
     # --- personalization, necessity, continuity (federated model)
     base = get_params(fed_model)
@@ -459,6 +465,9 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
         "continuity_drop": float(np.mean(continuity)) if continuity else None, "users": per_user,
     }
 
+    bar.update()
+    bar.set_postfix_str("robustness")
+
     # --- robustness to missing modalities (federated and zero-fill, on future + unseen windows; at most
     # ROBUSTNESS_WINDOWS of them, drawn with the seed: the curve takes about 26 passes over its windows)
     parts = [d for d in (future, unseen) if d is not None and len(d)]
@@ -472,6 +481,9 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
                                                         seed=fed.seed, device=device)
                                  for name in ("federated", "zero_fill") if name in models}
         results["robustness_windows"] = len(probe)
+
+    bar.update()
+    bar.set_postfix_str("XR metrics")
 
     # --- XR metrics
     xr: dict[str, Any] = {}
@@ -546,7 +558,11 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
     timing = folder / "timing.json"
     results["timing"] = json.loads(timing.read_text()) if timing.exists() else {}
     (folder / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
+    bar.update()
+    bar.set_postfix_str("report")
     write_report(results, folder)
+    bar.update()
+    bar.close()
     return results
 
 

@@ -12,7 +12,7 @@ The compute budget is ``steps`` optimizer steps (deterministic), or ``time_s`` s
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +141,7 @@ def local_train(
     decorr: float = 0.0,
     modality_drop: float = 0.0,
     device: str = "cpu",
+    on_step: Callable[[], None] | None = None,
 ) -> LocalResult:
     """Train ``model`` (loaded with ``global_params``) on the client's ``data`` and return its update.
 
@@ -161,6 +162,7 @@ def local_train(
         modality_drop: per window and present modality, the probability that the modality is hidden for the step
             (:func:`drop_modalities`, ModDrop).
         seed: seeds batch order, dropout and modality drops, so a round is reproducible.
+        on_step: called after every optimizer step (progress of a long plain training).
     """
     if len(data) == 0:
         raise ValidationError(f"client {data.user!r} has no training windows")
@@ -210,6 +212,8 @@ def local_train(
             losses.append(float(loss.detach()))
             seen.append(idx)
             done += 1
+            if on_step is not None:
+                on_step()
             if (time_s is None and done >= steps) or (time_s is not None and time.perf_counter() - t0 >= time_s):
                 break
         if time_s is not None and time.perf_counter() - t0 >= time_s:
@@ -233,12 +237,12 @@ def local_train(
 def fit(model: M3T, start: Mapping[str, np.ndarray], data: ClientData, tasks: Sequence[TaskSpec], *, steps: int,
         batch_size: int, lr: float, seed: int, weight_decay: float = 0.01, groups: tuple[str, ...] = ("*",),
         logit_adjust: bool = False, decorr: float = 0.0, modality_drop: float = 0.0,
-        device: str = "cpu") -> dict[str, np.ndarray]:
+        device: str = "cpu", on_step: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
     """Plain (non-federated) training: :func:`local_train` from ``start`` for ``steps`` steps (at least 1);
     ``model`` is left holding ``start`` plus the trained update, which is also returned (every parameter)."""
     res = local_train(model, start, data, tasks, steps=max(1, steps), batch_size=batch_size, lr=lr, seed=seed,
                       weight_decay=weight_decay, train_groups=groups, logit_adjust=logit_adjust, decorr=decorr,
-                      modality_drop=modality_drop, device=device)
+                      modality_drop=modality_drop, device=device, on_step=on_step)
     params = {k: np.asarray(start[k], np.float32) + res.update.delta.get(k, 0.0) for k in start}
     set_params(model, params)
     return params

@@ -150,12 +150,12 @@ def _total_windows(result: FedResult, batch_size: int) -> int:
 
 
 def _train_single(model: M3T, data: ClientData, tasks: Sequence[TaskSpec], cfg: TrainConfig, steps: int,
-                  seed: int) -> dict[str, np.ndarray]:
+                  seed: int, on_step: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
     """Plain training of ``model`` from its current parameters on ``data``; returns the parameters."""
     fed = cfg.fed
     return fit(model, get_params(model), data, tasks, steps=steps, batch_size=fed.batch_size, lr=fed.lr, seed=seed,
                weight_decay=fed.weight_decay, logit_adjust=fed.logit_adjust, decorr=fed.decorr,
-               modality_drop=fed.modality_drop, device=cfg.device)
+               modality_drop=fed.modality_drop, device=cfg.device, on_step=on_step)
 
 
 def train(store: Store | str | os.PathLike[str], cfg: TrainConfig, out: str | os.PathLike[str], *,
@@ -236,7 +236,8 @@ def train(store: Store | str | os.PathLike[str], cfg: TrainConfig, out: str | os
         steps = int(cfg.centralized_epochs * len(pooled) / cfg.fed.batch_size) if cfg.centralized_epochs > 0 \
             else max(1, budget // cfg.fed.batch_size)
         model = build_model(cfg, cohort)
-        params = _train_single(model, pooled, cohort.tasks, cfg, steps, cfg.fed.seed)
+        with progress_bar(total=steps, desc="centralized", unit="step", enabled=progress) as bar:
+            params = _train_single(model, pooled, cohort.tasks, cfg, steps, cfg.fed.seed, on_step=bar.update)
         _save_model(folder / "centralized.safetensors", model, params, meta)
         timing["centralized_s"] = time.perf_counter() - t
     if "local" in cfg.baselines:

@@ -29,6 +29,7 @@ def test_log_file_gets_whole_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     lines = text.splitlines()
     assert lines[-1].startswith("synth: 3/3 [") and lines[-1].endswith(", u3]")
     assert all(line.startswith("synth: ") for line in lines)
+    assert len(set(lines)) == len(lines)  # closing right after the last timed line does not repeat it
 
 
 def test_postfix_updates_wait_for_the_interval(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,11 +23,14 @@ class _Lines:
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.last = ""
 
     def write(self, text: str) -> None:
         for line in text.replace("\r", "\n").split("\n"):
-            if line.strip():
-                self.out.write(line.rstrip() + "\n")
+            line = line.rstrip()
+            if line.strip() and line != self.last:  # closing right after a timed line would repeat it
+                self.out.write(line + "\n")
+                self.last = line
 
     def flush(self) -> None:
         self.out.flush()

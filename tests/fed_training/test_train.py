@@ -94,6 +94,25 @@ def test_evaluate_is_deterministic(run: Path, store: Path, capsys: pytest.Captur
     assert after["personalization"]["effectiveness"] == before["personalization"]["effectiveness"]
 
 
+def test_progress_names_every_long_part(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # stderr is not a terminal here: each bar ends with one whole line (a line per 30 s in between)
+    out = tmp_path / "run"
+    assert main(["train", "--store", str(store), "--out", str(out), "--no-eval", *TINY]) == 0
+    assert main(["evaluate", "--run", str(out), "--store", str(store)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+
+    def starting(prefix: str) -> list[str]:
+        return [line for line in lines if line.startswith(prefix)]
+
+    assert len(starting("federated rounds: 2/2 [")) == 2  # the federated model and the zero-fill baseline
+    assert len(starting("centralized: 0/")) == 1 and len(starting("local-only: 4/4 [")) == 1
+    steps = starting("centralized: 0/")[0].split("/")[1].split(" ")[0]
+    assert len(starting(f"centralized: {steps}/{steps} [")) == 1
+    evaluate = starting("evaluate: ")
+    assert evaluate[0].startswith("evaluate: 0/5 [") and evaluate[-1].startswith("evaluate: 5/5 [")
+    assert evaluate[-1].endswith(", report]")
+
+
 def test_resume_continues_from_the_checkpoint(run: Path, store: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     short = [a if a != "fed.rounds=2" else "fed.rounds=1" for a in TINY]
