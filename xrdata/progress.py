@@ -28,7 +28,7 @@ class _Lines:
     def write(self, text: str) -> None:
         for line in text.replace("\r", "\n").split("\n"):
             line = line.rstrip()
-            if line.strip() and line != self.last:  # closing right after a timed line would repeat it
+            if line and line != self.last:  # closing right after a timed line would repeat it
                 self.out.write(line + "\n")
                 self.last = line
 
