@@ -31,7 +31,8 @@ future weeks, from its adaptation sessions on unseen users); on unseen users the
 prior, and fine-tuned on each user's adaptation sessions (personalized) against local-only trained on the same data,
 and the macro-F1 lost to 30 % bursty dropout by the learned-missing-token model and by zero-fill (target
 <= 3 points for the learned token), on the mean and per task; with other seeds, also scored as the mean over
-users of each user's own macro-F1; and the share of window steps without samples per split.
+users of each user's own macro-F1, and per task as the mean over seeds; and the share of window steps without
+samples per split.
 """
 
 from __future__ import annotations
@@ -159,8 +160,9 @@ def main() -> None:
                 continue
             rows = []
             for t in bench["tasks"]:
-                pairs = [(_f1(res, method, "future", t), _f1(res, "centralized", "future", t)) for _, res in both]
-                if any(f is None or c is None for f, c in pairs):
+                found = [(_f1(res, method, "future", t), _f1(res, "centralized", "future", t)) for _, res in both]
+                pairs = [(f, c) for f, c in found if f is not None and c is not None]
+                if len(pairs) < len(found):
                     continue
                 fed = sum(f for f, _ in pairs) / len(pairs)
                 cen = sum(c for _, c in pairs) / len(pairs)
@@ -169,6 +171,20 @@ def main() -> None:
             print(md_table(["task", *(f"seed {_seed(run)}: {name} / centralized" for run, _ in both),
                             f"{name} (mean)", "centralized (mean)", "ratio", ">= 0.9"], rows))
             print()
+        # per task over the seeds: one run moves a task's loss by 10-20 points
+        rows = []
+        for t in bench["tasks"]:
+            cells = [t]
+            for split in ("future", "unseen"):
+                scores = [(_f1(a, "federated", split, t), _f1(b, "federated", split, t)) for _, a, b in runs]
+                drops = [100 * (c - k) for c, k in scores if c is not None and k is not None]
+                if len(drops) < len(runs):
+                    break
+                cells.append(f"{sum(drops) / len(drops):+.1f} ({min(drops):+.1f} to {max(drops):+.1f})")
+            if len(cells) == 3:
+                rows.append(cells)
+        print(md_table(["task", "points lost, future: mean (seeds)", "points lost, unseen: mean (seeds)"], rows))
+        print()
     # per task: where the dropout loss comes from (a task whose label shows in one stream only loses that
     # stream's missing share, whatever fills the gap)
     rows = []
@@ -187,9 +203,9 @@ def main() -> None:
                     "unseen: no dropout", "points lost, token", "points lost, zero-fill"], rows))
     if args.cross:
         print()
-        pairs = [(args.bench, args.bursty), *((b, u) for b, u in args.seed)]
+        folders = [(args.bench, args.bursty), *((b, u) for b, u in args.seed)]
         print(md_table(["model (trained on, seed)", "future: without / with dropout", "points lost",
-                        "unseen: without / with dropout", "points lost"], _cross(pairs, *args.cross)))
+                        "unseen: without / with dropout", "points lost"], _cross(folders, *args.cross)))
 
 
 def _cross(pairs: list[tuple[Path, Path]], clean_store: Path, bursty_store: Path) -> list[list[str]]:
