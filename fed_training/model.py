@@ -1,10 +1,10 @@
 """M3T, the multi-modal multi-task transformer the federated trainer trains. Read it top to bottom:
 
 1. **Encoders** (``encoders.<modality>``): a tokenizer per input turns one window into a fixed number of
-   ``d_model`` tokens (series: 1-D patches; audio: log-mel frames; depth: 2-D patches of each frame). A token
-   whose steps are mostly missing becomes the modality's learned missing token, one with a few absent steps is
-   encoded from its present ones (series: absent steps take the patch's mean; audio: frames with a gap are left
-   out of the pooling); a modality embedding is added.
+   ``d_model`` tokens (series: 1-D patches; audio: convolutions over the log-mel spectrogram, pooled per token;
+   depth: 2-D patches of each frame). A token whose steps are mostly missing becomes the modality's learned
+   missing token, one with a few absent steps is encoded from its present ones (series: absent steps take the
+   patch's mean; audio: frames with a gap take the band means); a modality embedding is added.
 2. **Backbone**: a learned time embedding (shared by all modalities, read at each token's centre time), then
    ``[CLS, prompts, tokens of every modality]`` through pre-norm transformer blocks whose feed-forward is dense
    or a top-k mixture of experts. LoRA, adapters and prompt tokens are the parameter-efficient modules.
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 WINDOW_S = 2.0  # window length (s) the MODALITIES step counts assume; gives the audio sample rate steps / WINDOW_S
-AUDIO_TIME_BINS = 8  # an audio token's log-mel frames are average-pooled into at most this many time bins
 DEPTH_PIXELS = 8  # depth patch side (pixels): an 8 x 8 stride-8 convolution over each frame
 DEPTH_CHANNELS = 16  # depth patch features before the projection to d_model
 
@@ -76,13 +75,18 @@ class SeriesTokenizer(nn.Module):
 
 
 class AudioTokenizer(nn.Module):
-    """``(B, steps)`` waveform -> ``(B, N, C)``: the log-mel spectrogram of each token's ``patch`` samples.
+    """``(B, steps)`` waveform -> ``(B, N, C)``: a small convolutional network over the window's log-mel spectrogram.
 
-    Hann-windowed STFT (``n_fft``, hop ``n_fft // 2``, no padding, so a token's frames never see its neighbours),
-    power through a mel filterbank (librosa, sample rate ``steps / window_s``), ``(log(mel + 1e-10) + 13) / 3``
-    (headset microphones record speech at ~1e-3 full scale, whose log-mel power spans about -19..-8: a floor of
-    1e-6 would hide it, and the fixed affine map brings it to O(1) without statistics pooled across clients),
-    the frames average-pooled into at most :data:`AUDIO_TIME_BINS` time bins, flattened, through an MLP.
+    Hann-windowed STFT of the whole window (``n_fft``, hop ``n_fft // 2``, no padding: ``frames`` =
+    ``1 + (steps - n_fft) // hop``), power through a mel filterbank (librosa, sample rate ``steps / window_s``),
+    ``log(mel + 1e-10) / 3`` (headset microphones record speech at ~1e-3 full scale, whose log-mel power spans
+    about -19..-8: a floor of 1e-6 would hide it), minus each band's mean over the window (cepstral mean
+    normalisation: the microphone's and the room's colouring and the talker's level vary by user and session),
+    two 5-frame convolutions over time (GELU), then per token the mean and the max of the frames under it,
+    through a linear layer. The convolutions run across token boundaries, so a word cut by one is seen whole,
+    and are shift-equivariant, so a word is recognised wherever it falls. With each 0.25 s token's frames
+    encoded apart by an MLP, a speech-command model on audio alone reached 0.50 macro-F1 on the benchmark
+    cohort's future weeks after 8000 steps; this one reaches 0.66 after 3000 (``benchmarks/README.md``).
     """
 
     mel: Tensor
@@ -91,36 +95,33 @@ class AudioTokenizer(nn.Module):
     def __init__(self, spec: ModalitySpec, cfg: ModelConfig, window_s: float) -> None:
         super().__init__()
         librosa = require("librosa", "train")
-        self.patch, self.n_fft, self.hop = spec.patch, cfg.n_fft, cfg.n_fft // 2
+        self.n_fft, self.hop, self.n_tokens = cfg.n_fft, cfg.n_fft // 2, spec.steps // spec.patch
         mel = librosa.filters.mel(sr=spec.steps / window_s, n_fft=cfg.n_fft, n_mels=cfg.n_mels)  # type: ignore[attr-defined]
         # derived from the config, so not part of the state dict (nor of what clients send)
         self.register_buffer("mel", torch.as_tensor(mel, dtype=torch.float32), persistent=False)  # (n_mels, n_fft//2+1)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)  # (n_fft,)
-        frames = 1 + (spec.patch - cfg.n_fft) // self.hop
-        self.bins = min(AUDIO_TIME_BINS, frames)
-        self.proj = nn.Sequential(nn.Linear(self.bins * cfg.n_mels, cfg.d_model), nn.GELU(),
-                                  nn.Linear(cfg.d_model, cfg.d_model))
+        C = cfg.d_model
+        self.conv = nn.Sequential(nn.Conv1d(cfg.n_mels, C, 5, padding=2), nn.GELU(),
+                                  nn.Conv1d(C, C, 5, padding=2), nn.GELU())
+        self.proj = nn.Linear(2 * C, C)
 
     def forward(self, x: Tensor, present: Tensor | None = None) -> Tensor:
-        """``present`` ``(B, S)``: frames holding an absent sample (zero in ``x``) are left out of the time
-        pooling, a bin without a whole frame taking the mean of the token's whole frames: a gap's edges are
-        broadband clicks and its silence a drop in power, neither of which the speaker made."""
-        B, S = x.shape
-        N = S // self.patch
-        chunks = x.reshape(B * N, self.patch)
-        spec = torch.stft(chunks, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
-        power = spec.real.square() + spec.imag.square()  # (B*N, n_fft//2+1, frames)
-        logmel = (torch.log(self.mel @ power + 1e-10) + 13.0) / 3.0  # (B*N, n_mels, frames)
+        """``present`` ``(B, S)``: frames holding an absent sample (zero in ``x``) are left out of the band means
+        and set to them: a gap's edges are broadband clicks and its silence a drop in power, neither of which
+        the speaker made."""
+        spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
+        power = spec.real.square() + spec.imag.square()  # (B, n_fft//2+1, frames)
+        logmel = torch.log(self.mel @ power + 1e-10) / 3.0  # (B, n_mels, frames)
         if present is None:
-            pooled = F.adaptive_avg_pool1d(logmel, self.bins)  # (B*N, n_mels, bins)
+            logmel = logmel - logmel.mean(-1, keepdim=True)
         else:
-            whole = present.reshape(B * N, self.patch).unfold(1, self.n_fft, self.hop).all(-1)  # (B*N, frames)
-            w = torch.where(whole.any(-1, keepdim=True), whole, True).to(logmel.dtype)[:, None]  # (B*N, 1, frames)
-            token_mean = (logmel * w).sum(-1, keepdim=True) / w.sum(-1, keepdim=True)
-            den = F.adaptive_avg_pool1d(w, self.bins)
-            pooled = torch.where(den > 0, F.adaptive_avg_pool1d(logmel * w, self.bins) / den.clamp(min=1e-6),
-                                 token_mean)
-        return self.proj(pooled.reshape(B, N, -1))  # (B, N, C)
+            whole = present.unfold(1, self.n_fft, self.hop).all(-1)  # (B, frames)
+            w = torch.where(whole.any(-1, keepdim=True), whole, True).to(logmel.dtype)[:, None]  # (B, 1, frames)
+            mean = (logmel * w).sum(-1, keepdim=True) / w.sum(-1, keepdim=True)
+            logmel = (logmel - mean) * w
+        z = self.conv(logmel)  # (B, C, frames)
+        pooled = torch.cat([F.adaptive_avg_pool1d(z, self.n_tokens), F.adaptive_max_pool1d(z, self.n_tokens)], 1)
+        return self.proj(pooled.transpose(1, 2))  # (B, N, C)
 
 
 class DepthTokenizer(nn.Module):

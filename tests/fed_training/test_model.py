@@ -24,7 +24,7 @@ from xrdata.fed_training.model import (
     task_loss,
 )
 
-# one modality of every kind, small: 4 series tokens, 2 audio tokens (7 log-mel frames each), 2 depth frames
+# one modality of every kind, small: 4 series tokens, 2 audio tokens (15 log-mel frames in all), 2 depth frames
 SPECS = (
     ModalitySpec("s", "series", 8, (3,), 2),
     ModalitySpec("a", "audio", 512, (), 256),
@@ -128,9 +128,9 @@ def test_token_mode_fills_a_series_gap_with_its_patch_mean(seed: int) -> None:
     close(enc(x["s"], present["s"], 2)[kept], enc(filled, all_present, 2)[kept], atol=1e-5)
 
 
-def test_token_mode_leaves_frames_with_gaps_out_of_the_audio_pooling() -> None:
+def test_token_mode_sets_audio_frames_with_gaps_to_the_band_means() -> None:
     # a steady tone with a 20-sample hole: the hole's edges are clicks and its silence a power drop in the
-    # frames that hold it; without those frames the token reads like the intact tone
+    # frames that hold it; with those frames at the band means the tokens read like the intact tone
     model = cached()
     t = torch.arange(512) / 256.0  # the spec's 512 steps per 2 s window: 256 Hz
     tone = (0.05 * torch.sin(2 * torch.pi * 40.0 * t))[None]
@@ -142,6 +142,27 @@ def test_token_mode_leaves_frames_with_gaps_out_of_the_audio_pooling() -> None:
     error = (tok(holed, present) - intact).abs().max()
     zero_fill_error = (tok(holed) - intact).abs().max()
     assert error < 0.05 * zero_fill_error, (error, zero_fill_error)
+
+
+@given(gain_db=st.floats(-30.0, 30.0), seed=st.integers(0, 2**16))
+def test_audio_tokens_ignore_the_level(gain_db: float, seed: int) -> None:
+    # the band means are taken out per window: a louder talker, a nearer microphone or a hotter input gain
+    # (a constant in log-mel) encodes the same
+    x = torch.randn(1, 512, generator=torch.Generator().manual_seed(seed)) * 0.01
+    tok = cached().encoders["a"].tokenizer
+    close(tok(x * 10 ** (gain_db / 20)), tok(x), atol=1e-4)
+
+
+def test_audio_tokens_see_across_their_boundaries() -> None:
+    # a click just before the boundary between the two tokens changes the second token too (the convolutions
+    # and the band means span the window; tokens encoded apart would leave it as it was)
+    tok = cached().encoders["a"].tokenizer
+    x = torch.randn(1, 512, generator=torch.Generator().manual_seed(0)) * 0.01
+    clicked = x.clone()
+    clicked[0, 250] = 1.0
+    with torch.no_grad():
+        diff = (tok(clicked) - tok(x)).abs().amax(-1)[0]  # (2,)
+    assert float(diff[1]) > 1e-3, diff
 
 
 def test_zero_mode_all_missing_equals_zero_input() -> None:
