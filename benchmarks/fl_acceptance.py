@@ -25,10 +25,11 @@ missing inputs cost at test time (one model on windows with and without dropout)
 
     python benchmarks/fl_acceptance.py run-bench run-bursty --seed bench-s1 bursty-s1 --cross bench bursty
 
-Prints, per task, federated / centralized macro-F1 (target >= 0.9), for the global federated model and with each
-client's own label prior added to its logits (``federated_prior``: the prior from the user's training windows on
-future weeks, from its adaptation sessions on unseen users); on unseen users the federated model as is, with the
-prior, and fine-tuned on each user's adaptation sessions (personalized) against local-only trained on the same data,
+Prints, per task on future weeks, federated / centralized macro-F1 (target >= 0.9) for the global federated model,
+with each client's own label prior added to its logits (``federated_prior``: the prior from the user's training
+windows on future weeks, from its adaptation sessions on unseen users), and with its PEFT modules and heads
+fine-tuned on each client's own windows (``federated_personalized``; also against the centralized model
+fine-tuned the same way); on unseen users the same three against local-only trained on the adaptation sessions;
 and the macro-F1 lost to 30 % bursty dropout by the learned-missing-token model and by zero-fill (target
 <= 3 points for the learned token), on the mean and per task; with other seeds, also scored as the mean over
 users of each user's own macro-F1, and per task as the mean over seeds; and the share of window steps without
@@ -45,8 +46,10 @@ from typing import Any
 
 from _common import md_table  # benchmarks/_common.py
 
-#: The federated model as reported, and with each client's own label prior added to its logits.
-_VARIANTS = {"federated": "federated", "federated_prior": "federated + client prior"}
+#: The federated model as reported, with each client's own label prior added to its logits, and with its PEFT
+#: modules and heads fine-tuned on each client's own windows.
+_VARIANTS = {"federated": "federated", "federated_prior": "federated + client prior",
+             "federated_personalized": "federated + personalized"}
 
 
 def _load(run: Path) -> dict[str, Any]:
@@ -64,10 +67,8 @@ def _seed(run: Path) -> int:
 
 
 def _f1(res: dict[str, Any], method: str, split: str, task: str) -> float | None:
-    """Pooled macro-F1; method ``personalized``: the federated model fine-tuned on each unseen user's
-    adaptation sessions (the data local-only trains on)."""
-    entry = res["personalization"] if method == "personalized" else res["methods"].get(method, {})
-    m = entry.get(split, {}).get(task, {})
+    """Pooled macro-F1 of one method on one split and task (None: not in the run, or no labelled window)."""
+    m = res["methods"].get(method, {}).get(split, {}).get(task, {})
     return m.get("macro_f1") if m.get("n") else None
 
 
@@ -85,32 +86,30 @@ def main() -> None:
     def fmt(v: float | None) -> str:
         return "-" if v is None else f"{v:.3f}"
 
-    rows = []
+    future, unseen = [], []
     for t in bench["tasks"]:
-        fed, cen = _f1(bench, "federated", "future", t), _f1(bench, "centralized", "future", t)
+        fed, prior, pers = (_f1(bench, m, "future", t) for m in _VARIANTS)
+        cen, cen_pers = _f1(bench, "centralized", "future", t), _f1(bench, "centralized_personalized", "future", t)
         if fed is None and cen is None:  # a regression task (qoe): MAE, in results.md
             continue
-        prior = _f1(bench, "federated_prior", "future", t)
-        ratio = fed / cen if fed is not None and cen else None
-        ratio_p = prior / cen if prior is not None and cen else None
-        rows.append([t, fmt(fed), fmt(prior), fmt(cen), fmt(ratio), fmt(ratio_p),
-                     "/".join("-" if r is None else "yes" if r >= 0.9 else "no" for r in (ratio, ratio_p)),
-                     fmt(_f1(bench, "federated", "unseen", t)), fmt(_f1(bench, "federated_prior", "unseen", t)),
-                     fmt(_f1(bench, "personalized", "unseen", t)), fmt(_f1(bench, "local", "unseen", t))])
+        ratios = [f / c if f is not None and c else None
+                  for f, c in ((fed, cen), (prior, cen), (pers, cen), (pers, cen_pers))]
+        future.append([t, fmt(fed), fmt(prior), fmt(pers), fmt(cen), fmt(cen_pers), *map(fmt, ratios),
+                       "/".join("-" if r is None else "yes" if r >= 0.9 else "no" for r in ratios)])
+        unseen.append([t, *(fmt(_f1(bench, m, "unseen", t)) for m in (*_VARIANTS, "local"))])
     methods = bench["methods"]
-    rows.append(["**mean**", fmt(methods["federated"]["future_mean_macro_f1"]),
-                 fmt(methods.get("federated_prior", {}).get("future_mean_macro_f1")),
-                 fmt(methods["centralized"]["future_mean_macro_f1"]), "", "", "",
-                 fmt(methods["federated"]["unseen_mean_macro_f1"]),
-                 fmt(methods.get("federated_prior", {}).get("unseen_mean_macro_f1")),
-                 fmt(bench["personalization"].get("unseen_mean_macro_f1")),
-                 fmt(methods.get("local", {}).get("unseen_mean_macro_f1"))])
-    print(md_table(["task", "federated (future)", "federated + client prior (future)", "centralized (future)",
-                    "ratio", "ratio with prior", ">= 0.9", "federated (unseen)", "federated + client prior (unseen)",
-                    "federated + personalized (unseen)", "local-only (unseen)"], rows))
+    future.append(["**mean**", *(fmt(methods.get(m, {}).get("future_mean_macro_f1")) for m in
+                                 (*_VARIANTS, "centralized", "centralized_personalized")), "", "", "", "", ""])
+    unseen.append(["**mean**", *(fmt(methods.get(m, {}).get("unseen_mean_macro_f1")) for m in (*_VARIANTS, "local"))])
+    print(md_table(["task (future weeks)", "federated", "federated + client prior", "federated + personalized",
+                    "centralized", "centralized + personalized", "ratio", "ratio with prior", "ratio personalized",
+                    "ratio, both personalized", ">= 0.9"], future))
+    print()
+    print(md_table(["task (unseen users)", "federated", "federated + client prior", "federated + personalized",
+                    "local-only"], unseen))
     print()
     rows = []
-    for method, label in (("federated", ""), ("federated_prior", ", client prior")):
+    for method, name in _VARIANTS.items():
         for split in ("future", "unseen"):
             key = f"{split}_mean_macro_f1"
             clean = bench["methods"].get(method, {}).get(key)
@@ -118,7 +117,8 @@ def main() -> None:
             if clean is None or token is None:
                 continue
             zero = bursty["methods"].get("zero_fill", {}).get(key) if method == "federated" else None
-            rows.append([split + label, fmt(clean), fmt(token), f"{100 * (clean - token):+.1f}", fmt(zero),
+            rows.append([split + name.removeprefix("federated").replace(" +", ","), fmt(clean), fmt(token),
+                         f"{100 * (clean - token):+.1f}", fmt(zero),
                          "-" if zero is None else f"{100 * (clean - zero):+.1f}"])
             if method == "federated":
                 local = bench["methods"].get("local", {}).get(key)

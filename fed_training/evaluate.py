@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from xrdata.fed_training.config import TaskSpec, group_of, selected
+from xrdata.fed_training.config import FedConfig, TaskSpec, group_of, selected
 from xrdata.fed_training.data import ClientData, concat, to_tensors
 from xrdata.fed_training.model import M3T, task_loss
 from xrdata.store import Store, open_store
@@ -307,6 +307,24 @@ def concat_predictions(preds: Sequence[Predictions]) -> Predictions:
                        np.concatenate(counts) if counts and len(counts) == len(preds) else None)
 
 
+def _personalize(model: M3T, users: Mapping[str, tuple[ClientData, ClientData]], tasks: Sequence[TaskSpec],
+                 fed: FedConfig, groups: tuple[str, ...], *, seed: int, device: str) -> dict[str, Predictions]:
+    """Per user, the test windows predicted by ``model`` with its ``groups`` fine-tuned for
+    ``fed.personalize_steps`` steps on the user's own windows (``users``: user -> (own, test)); every user
+    starts from the model as given, which is restored after. Users without own or test windows are left out."""
+    from xrdata.fed_training.local import fit, get_params, set_params
+
+    base = get_params(model)
+    out = {}
+    for i, (u, (own, test)) in enumerate(sorted(users.items())):
+        if len(own) and len(test):
+            fit(model, base, own, tasks, steps=fed.personalize_steps, batch_size=fed.batch_size, lr=fed.lr,
+                seed=seed + i, weight_decay=fed.weight_decay, groups=groups, device=device)
+            out[u] = predict(model, test, device=device)
+    set_params(model, base)
+    return out
+
+
 def _user_mean(per_user: Mapping[str, Mapping[str, Mapping[str, float]]]) -> float:
     """Mean over users of each user's mean macro-F1 (users with no labelled window left out)."""
     vals = [mean_macro_f1(m) for m in per_user.values()]
@@ -336,7 +354,6 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
     curve (federated and zero-fill), and the XR metrics (latency, footprint, on-device training time,
     communication, energy, submodule activation, cross-context generalization, QoE, privacy).
     """
-    from xrdata.fed_training.local import fit, get_params, set_params
     from xrdata.fed_training.privacy import membership_inference_auc
     from xrdata.fed_training.profiles import PROFILES, profile_for, radio_energy_j
     from xrdata.fed_training.report import write_report
@@ -401,67 +418,71 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
                 methods["local"][f"{split}_mean_macro_f1"] = mean_macro_f1(local[split]["pooled"])
                 methods["local"][f"{split}_user_mean_macro_f1"] = _user_mean(local[split]["users"])
     results["methods"] = methods
-    if "centralized" in methods and methods["centralized"].get("future"):
-        cen = methods["centralized"]["future"]
-        for name in ("federated", "federated_prior"):
-            if methods.get(name, {}).get("future"):
-                key = "federated_vs_centralized" if name == "federated" else "federated_prior_vs_centralized"
-                results[key] = {t: methods[name]["future"][t].get("macro_f1", float("nan")) / cen[t]["macro_f1"]
-                                for t in cen if cen[t].get("macro_f1")}
 
     bar.update()
     bar.set_postfix_str("personalization")
 
-    # --- personalization, necessity, continuity (federated model)
+    # --- personalization (federated and centralized models), necessity, continuity (federated model)
+    from xrdata.fed_training.local import fit, get_params, set_params
+
+    fed = cfg.fed
     base = get_params(fed_model)
     groups: tuple[str, ...] = ("peft", "head") if any(
         n.split(".")[0] == "prompts" or "lora_a" in n or "adapter" in n for n in base) else ("head",)
-    gains, continuity, above, pairs = [], [], 0, 0
-    fed = cfg.fed
-    per_user: dict[str, Any] = {}
-    for i, u in enumerate(sorted(cohort.future)):
-        own, test = cohort.train.get(u), cohort.future[u]
-        if own is None or len(own) == 0 or len(test) == 0:
+    # (own windows, test windows) per user: a training user tunes on its training weeks and is tested on its
+    # future ones, a held-out user tunes on its adaptation sessions (what local-only trains on)
+    own_test = {"future": {u: (cohort.train[u], d) for u, d in cohort.future.items() if u in cohort.train},
+                "unseen": {u: (cohort.adapt[u], d) for u, d in cohort.unseen.items() if u in cohort.adapt}}
+    personalized: dict[str, dict[str, Predictions]] = {}
+    for name in ("federated", "centralized"):
+        if name not in models:
             continue
-        set_params(fed_model, base)
+        entry = {}
+        for k, (split, users) in enumerate(own_test.items()):
+            preds = _personalize(models[name], users, tasks, fed, groups, seed=fed.seed + 100 * k, device=device)
+            if name == "federated":
+                personalized[split] = preds
+            if preds:
+                scores = {u: task_metrics(p, users[u][1], tasks) for u, p in preds.items()}
+                entry[split] = task_metrics(concat_predictions(list(preds.values())),
+                                            concat([users[u][1] for u in preds]), tasks)
+                entry[f"{split}_mean_macro_f1"] = mean_macro_f1(entry[split])
+                entry[f"{split}_user_mean_macro_f1"] = _user_mean(scores)
+        methods[f"{name}_personalized"] = entry
+    if "centralized" in methods and methods["centralized"].get("future"):
+        cen = methods["centralized"]["future"]
+        for name in ("federated", "federated_prior", "federated_personalized"):
+            if methods.get(name, {}).get("future"):
+                results[f"{name}_vs_centralized"] = {
+                    t: methods[name]["future"][t].get("macro_f1", float("nan")) / cen[t]["macro_f1"]
+                    for t in cen if cen[t].get("macro_f1")}
+    gains, continuity, above, pairs = [], [], 0, 0
+    per_user: dict[str, Any] = {}
+    for i, (u, (own, test)) in enumerate(sorted(own_test["future"].items())):
+        if u not in personalized["future"]:
+            continue
         g = task_metrics(predict(fed_model, test, device=device), test, tasks)
         g_old = task_metrics(predict(fed_model, own, device=device), own, tasks)
         for m in g.values():
             if m.get("n") and "accuracy" in m:
                 pairs += 1
                 above += m["accuracy"] >= necessity_threshold
-        fit(fed_model, base, own, tasks, steps=fed.personalize_steps, batch_size=fed.batch_size, lr=fed.lr,
-            seed=fed.seed + i, weight_decay=fed.weight_decay, groups=groups, device=device)
-        p = task_metrics(predict(fed_model, test, device=device), test, tasks)
         fit(fed_model, base, test, tasks, steps=fed.personalize_steps, batch_size=fed.batch_size, lr=fed.lr,
             seed=fed.seed + i, weight_decay=fed.weight_decay, groups=groups, device=device)
         p_old = task_metrics(predict(fed_model, own, device=device), own, tasks)
-        gain = mean_macro_f1(p) - mean_macro_f1(g)
+        set_params(fed_model, base)
+        p = mean_macro_f1(task_metrics(personalized["future"][u], test, tasks))
+        gain = p - mean_macro_f1(g)
         drop = mean_macro_f1(g_old) - mean_macro_f1(p_old)
-        per_user[u] = {"global": mean_macro_f1(g), "personalized": mean_macro_f1(p), "continuity_drop": drop}
+        per_user[u] = {"global": mean_macro_f1(g), "personalized": p, "continuity_drop": drop}
         if not np.isnan(gain):
             gains.append(gain)
         if not np.isnan(drop):
             continuity.append(drop)
-    # Unseen users: the global model fine-tuned on the user's adaptation sessions, the same data the local-only
-    # baseline trains on from scratch; per user and pooled, like the local-only numbers.
-    pers_unseen, pers_preds = {}, []
-    for i, u in enumerate(sorted(cohort.unseen)):
-        if len(cohort.adapt.get(u, [])) and len(cohort.unseen[u]):
-            fit(fed_model, base, cohort.adapt[u], tasks, steps=fed.personalize_steps, batch_size=fed.batch_size,
-                lr=fed.lr, seed=fed.seed + 100 + i, weight_decay=fed.weight_decay, groups=groups, device=device)
-            pred = predict(fed_model, cohort.unseen[u], device=device)
-            pers_unseen[u] = task_metrics(pred, cohort.unseen[u], tasks)
-            pers_preds.append((pred, cohort.unseen[u]))
-    set_params(fed_model, base)
-    pers_pooled = task_metrics(concat_predictions([p for p, _ in pers_preds]), concat([d for _, d in pers_preds]),
-                               tasks) if pers_preds else {}
     results["personalization"] = {
         "groups": list(groups), "steps": fed.personalize_steps,
         "effectiveness": float(np.mean(gains)) if gains else None,
         "necessity_rate": above / pairs if pairs else None, "necessity_threshold": necessity_threshold,
-        "unseen_user_mean_macro_f1": _user_mean(pers_unseen) if pers_unseen else None,
-        "unseen": pers_pooled, "unseen_mean_macro_f1": mean_macro_f1(pers_pooled) if pers_pooled else None,
         "continuity_drop": float(np.mean(continuity)) if continuity else None, "users": per_user,
     }
 

@@ -13,7 +13,8 @@ from xrdata.errors import require
 
 __all__ = ["format_tables", "write_report"]
 
-_METHODS = ("federated", "federated_prior", "centralized", "local", "zero_fill")
+_METHODS = ("federated", "federated_prior", "federated_personalized", "centralized", "centralized_personalized",
+            "local", "zero_fill")
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -66,7 +67,9 @@ def format_tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list
     header = ["task"] + [f"{m} {s}" for m in _METHODS for s in ("future", "unseen")]
     tables.append(("Task metrics (macro-F1; MAE for regression) on future weeks of training users and on unseen "
                    "users (federated_prior: the federated model with each user's own label prior added to its "
-                   "logits; *: the split holds classes that no training window has, see Labelled windows)",
+                   "logits; *_personalized: the model's PEFT modules and heads fine-tuned on each user's own "
+                   "training weeks, or a held-out user's adaptation sessions; *: the split holds classes that no "
+                   "training window has, see Labelled windows)",
                    header, _task_rows(results)))
     labels = results.get("labels", {})
     if labels.get("train"):

@@ -62,13 +62,23 @@ def test_train_writes_models_results_and_report(run: Path) -> None:
         assert (run / name).is_file(), name
     assert len(list((run / "checkpoints" / "federated").glob("round-*.safetensors"))) == 2
     res = json.loads((run / "results.json").read_text())
-    assert set(res["methods"]) == {"federated", "federated_prior", "centralized", "local", "zero_fill"}
+    assert set(res["methods"]) == {"federated", "federated_prior", "federated_personalized", "centralized",
+                                  "centralized_personalized", "local", "zero_fill"}
     fed = res["methods"]["federated"]
     assert any(m.get("n") for m in fed.get("unseen", {}).values())
     prior = res["methods"]["federated_prior"]  # the same windows, each user's logits shifted by its own prior
     for split in ("future", "unseen"):
         assert {t: m["n"] for t, m in prior[split].items()} == {t: m["n"] for t, m in fed[split].items()}
     assert set(res["federated_prior_vs_centralized"]) == set(res["federated_vs_centralized"])
+    # each user tuned on its own windows: every training user, the held-out users with adaptation sessions
+    for name in ("federated_personalized", "centralized_personalized"):
+        pers = res["methods"][name]
+        assert {t: m["n"] for t, m in pers["future"].items()} == {t: m["n"] for t, m in fed["future"].items()}
+        assert 0 < sum(m["n"] for m in pers["unseen"].values()) <= sum(m["n"] for m in fed["unseen"].values())
+    assert set(res["federated_personalized_vs_centralized"]) == set(res["federated_vs_centralized"])
+    users = res["personalization"]["users"]
+    assert res["personalization"]["effectiveness"] == pytest.approx(
+        sum(v["personalized"] - v["global"] for v in users.values()) / len(users))
     for key in ("inference_latency", "footprint_by_device", "on_device", "communication", "cross_context",
                 "privacy"):
         assert key in res["xr_metrics"], key
