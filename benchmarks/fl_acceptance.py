@@ -50,6 +50,9 @@ from _common import md_table  # benchmarks/_common.py
 #: modules and heads fine-tuned on each client's own windows.
 _VARIANTS = {"federated": "federated", "federated_prior": "federated + client prior",
              "federated_personalized": "federated + personalized"}
+_NAMES = {**_VARIANTS, "centralized": "centralized", "centralized_personalized": "centralized + personalized"}
+#: (federated variant, reference) pairs of the federated / centralized tables over seeds.
+_COMPARISONS = [*((v, "centralized") for v in _VARIANTS), ("federated_personalized", "centralized_personalized")]
 
 
 def _load(run: Path) -> dict[str, Any]:
@@ -155,12 +158,13 @@ def main() -> None:
         # federated over centralized on the mean of the seeds whose benchmark run trained centralized too:
         # one centralized run per task moves by up to 0.19 macro-F1 between seeds
         both = [(run, res) for run, res, _ in runs if "centralized" in res["methods"]]
-        for method, name in _VARIANTS.items():
-            if len(both) < 2 or not all(method in r["methods"] for _, r in both):
+        for method, ref in _COMPARISONS:
+            name, ref_name = _NAMES[method], _NAMES[ref]
+            if len(both) < 2 or not all(m in r["methods"] for _, r in both for m in (method, ref)):
                 continue
             rows = []
             for t in bench["tasks"]:
-                found = [(_f1(res, method, "future", t), _f1(res, "centralized", "future", t)) for _, res in both]
+                found = [(_f1(res, method, "future", t), _f1(res, ref, "future", t)) for _, res in both]
                 pairs = [(f, c) for f, c in found if f is not None and c is not None]
                 if len(pairs) < len(found):
                     continue
@@ -168,8 +172,8 @@ def main() -> None:
                 cen = sum(c for _, c in pairs) / len(pairs)
                 rows.append([t, *(f"{f:.3f} / {c:.3f}" for f, c in pairs), fmt(fed), fmt(cen), fmt(fed / cen),
                              "yes" if fed >= 0.9 * cen else "no"])
-            print(md_table(["task", *(f"seed {_seed(run)}: {name} / centralized" for run, _ in both),
-                            f"{name} (mean)", "centralized (mean)", "ratio", ">= 0.9"], rows))
+            print(md_table(["task", *(f"seed {_seed(run)}: {name} / {ref_name}" for run, _ in both),
+                            f"{name} (mean)", f"{ref_name} (mean)", "ratio", ">= 0.9"], rows))
             print()
         # per task over the seeds: one run moves a task's loss by 10-20 points
         rows = []
