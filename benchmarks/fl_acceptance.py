@@ -1,7 +1,7 @@
 """Issue-5 acceptance table from two ``xrdata train`` run folders on the synthesizer's benchmark cohorts.
 
-Run (the benchmark run trains the federated model, centralized and local-only, about 55 minutes on 2 CPU
-cores; the bursty run the federated and zero-fill models, about 45 minutes)::
+Run (the benchmark run trains the federated model, centralized and local-only, about 22 minutes on 2 CPU
+cores with the bursty run beside it; the bursty run the federated and zero-fill models, about 18 minutes)::
 
     xrdata synth --preset benchmark --store bench --workers 2
     xrdata synth --preset benchmark_bursty --store bursty --workers 2
@@ -9,7 +9,7 @@ cores; the bursty run the federated and zero-fill models, about 45 minutes)::
     xrdata train --store bursty --preset benchmark --out run-bursty --set 'baselines=["zero_fill"]'
     python benchmarks/fl_acceptance.py run-bench run-bursty
 
-Other seeds of the federated runs on the same two stores (about 20 minutes each on 2 cores) make the dropout
+Other seeds of the federated runs on the same two stores (about 10-14 minutes each, two side by side) make the dropout
 loss a mean over seeds, which one run per cohort cannot settle near a 3-point target; a seed's benchmark run
 that also trains centralized (``baselines=["centralized"]``) joins a table of federated / centralized on the
 mean over seeds::
