@@ -72,11 +72,12 @@ def test_report_flags_test_classes_without_training_windows() -> None:
     metric = {"load": {"n": 2, "accuracy": 0.5, "macro_f1": 0.5}}
     results = {"tasks": ["load"], "labels": labels,
                "methods": {"federated": {"future": metric, "unseen": metric}, "local": {"unseen": metric}}}
-    tables = {title.split(" (")[0]: rows for title, _, rows in format_tables(results)}
-    row = tables["Task metrics"][0]
-    assert row[1:3] == ["0.500", "0.500 *"]  # federated: future, unseen (only unseen holds "high")
-    assert row[8] == "0.500"  # local-only trains on each unseen user's own adaptation windows: no flag
-    coverage = {(r[0], r[1]): r[2:] for r in tables["Labelled windows per class"]}
+    tables = {title.split(" (")[0]: (header, rows) for title, header, rows in format_tables(results)}
+    header, rows = tables["Task metrics"]
+    row = dict(zip(header, rows[0], strict=True))
+    assert [row["federated future"], row["federated unseen"]] == ["0.500", "0.500 *"]  # only unseen holds "high"
+    assert row["local unseen"] == "0.500"  # local-only trains on each unseen user's own adaptation windows: no flag
+    coverage = {(r[0], r[1]): r[2:] for r in tables["Labelled windows per class"][1]}
     assert coverage[("load", "high")] == ["0", "0", "4", "in unseen, never in training"]
     assert coverage[("load", "low")] == ["5", "1", "0", ""]
 
@@ -92,3 +93,27 @@ def test_missing_steps_counts_only_devices_with_the_modality() -> None:
     out = missing_steps(parts, {"a": "headset", "b": "glasses"}, {"headset": ["eeg", "gaze"], "glasses": ["gaze"]})
     assert out == {"eeg": pytest.approx(2 / 4), "gaze": pytest.approx(3 / 6)}
     assert missing_steps({}, {}, {}) == {}
+
+
+def test_personalize_tunes_each_user_from_the_same_start_and_restores_the_model() -> None:
+    from fedtoy import CLIENTS, model, same
+    from fedtoy import TASKS as TOY_TASKS
+
+    from xrdata.fed_training.config import FedConfig, ModelConfig, TrainConfig
+    from xrdata.fed_training.evaluate import _personalize, predict
+    from xrdata.fed_training.local import get_params
+
+    cfg = TrainConfig(model=ModelConfig(d_model=16, n_layers=1, n_heads=2, lora_rank=2))
+    m = model(cfg)
+    start = get_params(m)
+    fed = FedConfig(personalize_steps=5, batch_size=8, lr=1e-2)
+    empty = CLIENTS["u2"].subset(np.arange(0))
+    users = {"u1": (CLIENTS["u1"], CLIENTS["u3"]), "u3": (CLIENTS["u3"], CLIENTS["u1"]), "u2": (empty, CLIENTS["u2"])}
+    preds = _personalize(m, users, TOY_TASKS, fed, ("peft", "head"), seed=0, device="cpu")
+    assert set(preds) == {"u1", "u3"}  # u2 has no windows of its own to tune on
+    assert same(get_params(m), start)
+    base = predict(m, CLIENTS["u3"]).outputs["gesture"]
+    assert not np.allclose(preds["u1"].outputs["gesture"], base)  # tuned on u1 before predicting u3
+    # each user starts from the same model: u3 alone gives what it gives beside the others (seed: 0 + its rank)
+    alone = _personalize(m, {"u3": users["u3"]}, TOY_TASKS, fed, ("peft", "head"), seed=2, device="cpu")
+    np.testing.assert_array_equal(alone["u3"].outputs["gesture"], preds["u3"].outputs["gesture"])
