@@ -42,35 +42,33 @@ def _untrained_classes(results: Mapping[str, Any], task: str, split: str) -> lis
     return [c for c, n in test.items() if n and not train.get(c)]
 
 
-def _task_rows(results: Mapping[str, Any]) -> list[list[str]]:
+def _task_table(results: Mapping[str, Any], split: str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the per-task scores on ``split``, one column per method the run has for it."""
     methods = results["methods"]
+    present = [m for m in _METHODS if methods.get(m, {}).get(split)]
     rows = []
     for t in results["tasks"]:
         row = [t]
-        for m in _METHODS:
-            for split in ("future", "unseen"):
-                metric = methods.get(m, {}).get(split, {}).get(t, {})
-                flag = " *" if m != "local" and _untrained_classes(results, t, split) else ""
-                row.append(_f(metric.get("macro_f1", metric.get("mae"))) + flag if metric.get("n") else "-")
+        for m in present:
+            metric = methods[m][split].get(t, {})
+            flag = " *" if m != "local" and _untrained_classes(results, t, split) else ""
+            row.append(_f(metric.get("macro_f1", metric.get("mae"))) + flag if metric.get("n") else "-")
         rows.append(row)
-    mean = ["mean macro-F1"]
-    for m in _METHODS:
-        for split in ("future", "unseen"):
-            mean.append(_f(methods.get(m, {}).get(f"{split}_mean_macro_f1")))
-    rows.append(mean)
-    return rows
+    rows.append(["mean macro-F1", *(_f(methods[m].get(f"{split}_mean_macro_f1")) for m in present)])
+    return ["task", *present], rows
 
 
 def format_tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     """The report's tables as (title, header, rows)."""
     tables = []
-    header = ["task"] + [f"{m} {s}" for m in _METHODS for s in ("future", "unseen")]
-    tables.append(("Task metrics (macro-F1; MAE for regression) on future weeks of training users and on unseen "
-                   "users (federated_prior: the federated model with each user's own label prior added to its "
-                   "logits; *_personalized: the model's PEFT modules and heads fine-tuned on each user's own "
-                   "training weeks, or a held-out user's adaptation sessions; *: the split holds classes that no "
-                   "training window has, see Labelled windows)",
-                   header, _task_rows(results)))
+    legend = ("macro-F1; MAE for regression; federated_prior: the federated model with each user's own label "
+              "prior added to its logits; *_personalized: the model's PEFT modules and heads fine-tuned on each "
+              "user's own {own}; *: the split holds classes that no training window has, see Labelled windows")
+    for split, title, own in (("future", "Task metrics on future weeks of training users", "training weeks"),
+                              ("unseen", "Task metrics on unseen users", "adaptation sessions")):
+        header, rows = _task_table(results, split)
+        if len(header) > 1:
+            tables.append((f"{title} ({legend.format(own=own)})", header, rows))
     labels = results.get("labels", {})
     if labels.get("train"):
         splits = [s for s in ("train", "future", "adapt", "unseen") if s in labels]
@@ -208,16 +206,19 @@ def _plots(results: Mapping[str, Any]) -> list[tuple[str, str]]:
             ax.legend(fontsize=7)
         plots.append(("Robustness curve", _svg(fig)))
 
-    tasks = results["tasks"]
+    tasks = [t for t in results["tasks"] if any("macro_f1" in m.get("unseen", {}).get(t, {})
+                                                for m in results["methods"].values())]  # not regression
+    present = [m for m in _METHODS if results["methods"].get(m, {}).get("unseen")]
     fig, ax = plt.subplots(figsize=(10, 3.2))
-    width = 0.8 / len(_METHODS)
-    for i, m in enumerate(_METHODS):
-        vals = [results["methods"].get(m, {}).get("unseen", {}).get(t, {}).get("macro_f1", float("nan"))
-                for t in tasks]
+    width = 0.8 / max(1, len(present))
+    for i, m in enumerate(present):
+        vals = [results["methods"][m]["unseen"].get(t, {}).get("macro_f1", float("nan")) for t in tasks]
         ax.bar([k + i * width for k in range(len(tasks))], vals, width, label=m)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(tasks))], tasks, rotation=20, fontsize=7)
     ax.set(ylabel="macro-F1 on unseen users", title="Per task and method")
-    ax.legend(fontsize=7)
+    if present:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
     plots.append(("Per-task comparison", _svg(fig)))
     return plots
 

@@ -73,10 +73,10 @@ def test_report_flags_test_classes_without_training_windows() -> None:
     results = {"tasks": ["load"], "labels": labels,
                "methods": {"federated": {"future": metric, "unseen": metric}, "local": {"unseen": metric}}}
     tables = {title.split(" (")[0]: (header, rows) for title, header, rows in format_tables(results)}
-    header, rows = tables["Task metrics"]
-    row = dict(zip(header, rows[0], strict=True))
-    assert [row["federated future"], row["federated unseen"]] == ["0.500", "0.500 *"]  # only unseen holds "high"
-    assert row["local unseen"] == "0.500"  # local-only trains on each unseen user's own adaptation windows: no flag
+    future, unseen = tables["Task metrics on future weeks of training users"], tables["Task metrics on unseen users"]
+    assert future[0] == ["task", "federated"] and unseen[0] == ["task", "federated", "local"]  # the run's methods
+    assert future[1][0] == ["load", "0.500"] and unseen[1][0] == ["load", "0.500 *", "0.500"]  # only unseen has "high"
+    # (local-only trains on each unseen user's own adaptation windows: no flag)
     coverage = {(r[0], r[1]): r[2:] for r in tables["Labelled windows per class"][1]}
     assert coverage[("load", "high")] == ["0", "0", "4", "in unseen, never in training"]
     assert coverage[("load", "low")] == ["5", "1", "0", ""]
