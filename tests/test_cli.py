@@ -112,7 +112,9 @@ def test_quickstart_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     w = report["windows"]
     assert lines[1] == (f"windows: {w['train']} training, {w['future']} of future weeks, {w['unseen']} of unseen "
                         f"users ({w['adapt']} more for their adaptation)")
-    assert any(line.startswith("  federated    mean macro-F1: future weeks ") for line in lines)
+    scores = [line for line in lines if " mean macro-F1: future weeks " in line]
+    assert [line.split()[0] for line in scores] == list(report["mean_macro_f1"])
+    assert len({line.index(" mean macro-F1") for line in scores}) == 1  # one column, whatever the names
     assert "small cohort" in lines[-2] and lines[-1].startswith(f"report: {tmp_path / 'qs/run/report.html'}")
 
 

@@ -95,8 +95,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"windows: {w.get('train', 0)} training, {w.get('future', 0)} of future weeks, {w.get('unseen', 0)} of "
         f"unseen users ({w.get('adapt', 0)} more for their adaptation)",
     ]
+    width = max((len(m) for m in report["mean_macro_f1"]), default=0)
     for m, v in report["mean_macro_f1"].items():
-        lines.append(f"  {m:12s} mean macro-F1: future weeks {_fmt(v['future'])}, unseen users {_fmt(v['unseen'])}")
+        lines.append(f"  {m:{width}s} mean macro-F1: future weeks {_fmt(v['future'])}, "
+                     f"unseen users {_fmt(v['unseen'])}")
     lines += ["  (a small cohort: these scores show that the pipeline runs; for the standard benchmark run "
               "xrdata synth --preset benchmark, then xrdata train --preset benchmark)",
               f"report: {Path(report['run']) / 'report.html'} ({report['wall_s']} s)"]
