@@ -42,10 +42,15 @@ def _untrained_classes(results: Mapping[str, Any], task: str, split: str) -> lis
     return [c for c, n in test.items() if n and not train.get(c)]
 
 
+def _methods_on(results: Mapping[str, Any], split: str) -> list[str]:
+    """The methods of :data:`_METHODS` the run scored on ``split``, in that order."""
+    return [m for m in _METHODS if results["methods"].get(m, {}).get(split)]
+
+
 def _task_table(results: Mapping[str, Any], split: str) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the per-task scores on ``split``, one column per method the run has for it."""
     methods = results["methods"]
-    present = [m for m in _METHODS if methods.get(m, {}).get(split)]
+    present = _methods_on(results, split)
     rows = []
     for t in results["tasks"]:
         row = [t]
@@ -208,7 +213,7 @@ def _plots(results: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     tasks = [t for t in results["tasks"] if any("macro_f1" in m.get("unseen", {}).get(t, {})
                                                 for m in results["methods"].values())]  # not regression
-    present = [m for m in _METHODS if results["methods"].get(m, {}).get("unseen")]
+    present = _methods_on(results, "unseen")
     fig, ax = plt.subplots(figsize=(10, 3.2))
     width = 0.8 / max(1, len(present))
     for i, m in enumerate(present):
