@@ -423,25 +423,22 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
     bar.set_postfix_str("personalization")
 
     # --- personalization (federated and centralized models), necessity, continuity (federated model)
-    from xrdata.fed_training.local import fit, get_params, set_params
-
     fed = cfg.fed
-    base = get_params(fed_model)
     groups: tuple[str, ...] = ("peft", "head") if any(
-        n.split(".")[0] == "prompts" or "lora_a" in n or "adapter" in n for n in base) else ("head",)
+        group_of(n) == "peft" for n, _ in fed_model.named_parameters()) else ("head",)
     # (own windows, test windows) per user: a training user tunes on its training weeks and is tested on its
     # future ones, a held-out user tunes on its adaptation sessions (what local-only trains on)
     own_test = {"future": {u: (cohort.train[u], d) for u, d in cohort.future.items() if u in cohort.train},
                 "unseen": {u: (cohort.adapt[u], d) for u, d in cohort.unseen.items() if u in cohort.adapt}}
-    personalized: dict[str, dict[str, Predictions]] = {}
+    fed_future: dict[str, Predictions] = {}  # the federated model's, reused for effectiveness below
     for name in ("federated", "centralized"):
         if name not in models:
             continue
         entry = {}
         for k, (split, users) in enumerate(own_test.items()):
             preds = _personalize(models[name], users, tasks, fed, groups, seed=fed.seed + 100 * k, device=device)
-            if name == "federated":
-                personalized[split] = preds
+            if (name, split) == ("federated", "future"):
+                fed_future = preds
             if preds:
                 scores = {u: task_metrics(p, users[u][1], tasks) for u, p in preds.items()}
                 entry[split] = task_metrics(concat_predictions(list(preds.values())),
@@ -456,10 +453,13 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
                 results[f"{name}_vs_centralized"] = {
                     t: methods[name]["future"][t].get("macro_f1", float("nan")) / cen[t]["macro_f1"]
                     for t in cen if cen[t].get("macro_f1")}
+    # continuity: the same tuning on the future weeks, then the user's earlier (training) weeks scored
+    later = _personalize(fed_model, {u: (test, own) for u, (own, test) in own_test["future"].items()}, tasks, fed,
+                         groups, seed=fed.seed, device=device)
     gains, continuity, above, pairs = [], [], 0, 0
     per_user: dict[str, Any] = {}
-    for i, (u, (own, test)) in enumerate(sorted(own_test["future"].items())):
-        if u not in personalized["future"]:
+    for u, (own, test) in sorted(own_test["future"].items()):
+        if u not in fed_future:
             continue
         g = task_metrics(predict(fed_model, test, device=device), test, tasks)
         g_old = task_metrics(predict(fed_model, own, device=device), own, tasks)
@@ -467,11 +467,8 @@ def evaluate_run(run: str | os.PathLike[str], store: Store | str | os.PathLike[s
             if m.get("n") and "accuracy" in m:
                 pairs += 1
                 above += m["accuracy"] >= necessity_threshold
-        fit(fed_model, base, test, tasks, steps=fed.personalize_steps, batch_size=fed.batch_size, lr=fed.lr,
-            seed=fed.seed + i, weight_decay=fed.weight_decay, groups=groups, device=device)
-        p_old = task_metrics(predict(fed_model, own, device=device), own, tasks)
-        set_params(fed_model, base)
-        p = mean_macro_f1(task_metrics(personalized["future"][u], test, tasks))
+        p_old = task_metrics(later[u], own, tasks)
+        p = mean_macro_f1(task_metrics(fed_future[u], test, tasks))
         gain = p - mean_macro_f1(g)
         drop = mean_macro_f1(g_old) - mean_macro_f1(p_old)
         per_user[u] = {"global": mean_macro_f1(g), "personalized": p, "continuity_drop": drop}
